@@ -1,0 +1,137 @@
+//! The one `PhysicalExtensionCodec` of flamedb: it writes our custom execs (head scans) and marks
+//! the flame-graph aggregate, so a physical plan fragment can be serialized with datafusion-proto,
+//! sent to another process, and rebuilt there against that process's own head and symbols.
+
+use std::sync::Arc;
+
+use datafusion::common::{Result, exec_err, internal_err};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::AggregateUDF;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use flamedb_ingest::head::Head;
+use flamedb_ingest::model::{MatchOp, Matcher};
+use flamedb_proto::flamedb::v1 as pb;
+use prost::Message;
+
+use crate::filter::ScanFilter;
+use crate::flamegraph::{FlameGraphUdaf, udaf};
+use crate::scan::HeadScanExec;
+use crate::schema::HeadTable;
+
+/// Marker written for the flame-graph aggregate so decoding goes through this codec (and binds
+/// the aggregate to the decoding process's symbols) rather than a registry lookup.
+const FLAMEGRAPH_MARKER: &[u8] = b"flamedb.flamegraph.v1";
+
+#[derive(Debug, Clone)]
+pub struct FlamedbCodec {
+    head: Arc<Head>,
+}
+
+impl FlamedbCodec {
+    /// A codec that rebuilds scans and aggregates against `head`.
+    pub fn new(head: Arc<Head>) -> Self {
+        Self { head }
+    }
+}
+
+impl PhysicalExtensionCodec for FlamedbCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        _ctx: &TaskContext,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !inputs.is_empty() {
+            return internal_err!("HeadScanExec has no inputs, got {}", inputs.len());
+        }
+        let node = pb::HeadScanNode::decode(buf).map_err(|e| {
+            datafusion::common::DataFusionError::Internal(format!("decoding HeadScanNode: {e}"))
+        })?;
+        let table = match pb::HeadTable::try_from(node.table) {
+            Ok(pb::HeadTable::Samples) => HeadTable::Samples,
+            Ok(pb::HeadTable::Profiles) => HeadTable::Profiles,
+            Err(_) => return exec_err!("unknown head table {}", node.table),
+        };
+        let f = node.filter.unwrap_or_default();
+        let mut matchers = Vec::with_capacity(f.matchers.len());
+        for m in f.matchers {
+            let op = match pb::MatchType::try_from(m.r#type) {
+                Ok(pb::MatchType::Equal) => MatchOp::Equal,
+                Ok(pb::MatchType::NotEqual) => MatchOp::NotEqual,
+                Ok(pb::MatchType::Regex) => MatchOp::Regex,
+                Ok(pb::MatchType::NotRegex) => MatchOp::NotRegex,
+                Err(_) => return exec_err!("unknown match type {}", m.r#type),
+            };
+            matchers.push(Matcher::new(op, m.name, m.value).map_err(|e| datafusion::common::DataFusionError::External(Box::new(e)))?);
+        }
+        let filter = ScanFilter { matchers, min_time_nanos: f.min_time_nanos, max_time_nanos: f.max_time_nanos };
+        let projection = node.projection.map(|p| p.columns.into_iter().map(|c| c as usize).collect());
+        let partitions = usize::try_from(node.partitions).unwrap_or(1);
+        Ok(Arc::new(HeadScanExec::try_new(
+            self.head.clone(),
+            node.tenants,
+            table,
+            projection,
+            filter,
+            node.limit.map(|l| l as usize),
+            partitions,
+        )?))
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        let Some(scan) = node.downcast_ref::<HeadScanExec>() else {
+            return exec_err!("flamedb codec cannot encode {}", node.name());
+        };
+        let f = scan.filter();
+        let msg = pb::HeadScanNode {
+            tenants: scan.tenants().to_vec(),
+            table: match scan.table() {
+                HeadTable::Samples => pb::HeadTable::Samples as i32,
+                HeadTable::Profiles => pb::HeadTable::Profiles as i32,
+            },
+            projection: scan.projection().map(|p| pb::Projection { columns: p.iter().map(|&c| c as u32).collect() }),
+            filter: Some(pb::ScanFilter {
+                matchers: f
+                    .matchers
+                    .iter()
+                    .map(|m| pb::LabelMatcher {
+                        name: m.name.clone(),
+                        r#type: match m.op {
+                            MatchOp::Equal => pb::MatchType::Equal,
+                            MatchOp::NotEqual => pb::MatchType::NotEqual,
+                            MatchOp::Regex => pb::MatchType::Regex,
+                            MatchOp::NotRegex => pb::MatchType::NotRegex,
+                        } as i32,
+                        value: m.value.clone(),
+                    })
+                    .collect(),
+                min_time_nanos: f.min_time_nanos,
+                max_time_nanos: f.max_time_nanos,
+            }),
+            limit: scan.limit().map(|l| l as u64),
+            partitions: scan.partitions() as u64,
+        };
+        msg.encode(buf).map_err(|e| datafusion::common::DataFusionError::Internal(e.to_string()))
+    }
+
+    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
+        if name == udaf::NAME && (buf == FLAMEGRAPH_MARKER || buf.is_empty()) {
+            return Ok(FlameGraphUdaf::udaf(self.head.clone()));
+        }
+        exec_err!("flamedb codec does not know the aggregate {name}")
+    }
+
+    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
+        if node.name() == udaf::NAME {
+            buf.extend_from_slice(FLAMEGRAPH_MARKER);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,11 @@
+//! The write path of flamedb: profile decoders, normalization into series, validation, the
+//! distributor and the in-memory ingester head.
+
+pub mod distributor;
+pub mod gzip;
+pub mod head;
+pub mod legacy;
+pub mod model;
+pub mod normalize;
+pub mod pprof;
+pub mod validate;

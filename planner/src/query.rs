@@ -1,0 +1,164 @@
+//! Query requests as DataFusion plans. A flame graph is
+//! `samples |> filter(matchers, time) |> aggregate(flamegraph(partition, stacktrace_id, value))`;
+//! a time series is `profiles |> filter |> aggregate(sum(total), count(*) by tenant, series, bucket)`.
+//! The filters are pushed into the head scan; the aggregates run Partial per scan partition and
+//! Final above them.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Int64Type, UInt32Type};
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::context::SessionState;
+use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, utils::conjunction};
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::{cast, col, lit};
+use flamedb_exec::schema::col as c;
+use flamedb_exec::tree::FunctionTree;
+use flamedb_exec::{FlameGraphUdaf, HeadTable, HeadTableProvider, filter};
+use flamedb_ingest::head::Head;
+use flamedb_ingest::model::{Matcher, ProfileType, labels};
+
+use crate::error::{QueryError, Result};
+use crate::limits::TimeRange;
+use crate::session::session_state;
+
+/// What a select reads: a profile type and label matchers over a time range, for some tenants.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub tenants: Vec<String>,
+    pub profile_type: ProfileType,
+    pub matchers: Vec<Matcher>,
+    pub range: TimeRange,
+}
+
+impl Selection {
+    /// The conjuncts of the select's filter: the profile type, the matchers and the time range.
+    pub fn filter_exprs(&self) -> Vec<Expr> {
+        let mut out = vec![filter::matcher_expr(&Matcher::equal(labels::PROFILE_TYPE, self.profile_type.id()))];
+        out.extend(self.matchers.iter().map(filter::matcher_expr));
+        let (min, max) = self.range.nanos();
+        out.extend(filter::time_range_exprs(min, max));
+        out
+    }
+}
+
+/// One aggregated time-series cell: a series' profiles in one step bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesCell {
+    pub tenant: String,
+    pub series_id: u32,
+    /// Bucket boundary, ms.
+    pub timestamp_ms: i64,
+    pub sum: i64,
+    pub count: i64,
+}
+
+/// Plans and runs queries against this process's head.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    head: Arc<Head>,
+    state: SessionState,
+}
+
+impl Engine {
+    pub fn new(head: Arc<Head>, target_partitions: usize) -> Self {
+        let state = session_state(head.clone(), target_partitions);
+        Self { head, state }
+    }
+
+    pub fn head(&self) -> &Arc<Head> {
+        &self.head
+    }
+
+    pub fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    fn scan(&self, tenants: &[String], table: HeadTable) -> Result<LogicalPlanBuilder> {
+        let provider = Arc::new(HeadTableProvider::new(self.head.clone(), tenants.to_vec(), table));
+        Ok(LogicalPlanBuilder::scan(table.name(), provider_as_source(provider), None)?)
+    }
+
+    /// The logical plan of a flame-graph select (`max_nodes` 0 = no cut).
+    pub fn flamegraph_plan(&self, sel: &Selection, max_nodes: usize) -> Result<LogicalPlan> {
+        let udaf = FlameGraphUdaf::udaf(self.head.clone());
+        let agg = udaf.call(vec![col(c::PARTITION), col(c::STACKTRACE_ID), col(c::VALUE), lit(max_nodes as i64)]);
+        let predicate = conjunction(sel.filter_exprs()).ok_or_else(|| QueryError::internal("empty filter"))?;
+        Ok(self
+            .scan(&sel.tenants, HeadTable::Samples)?
+            .filter(predicate)?
+            .aggregate(Vec::<Expr>::new(), vec![agg.alias("tree")])?
+            .build()?)
+    }
+
+    /// The physical plan of a logical plan in this session.
+    pub async fn physical_plan(&self, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self.state.create_physical_plan(plan).await?)
+    }
+
+    /// Merges the selected samples into a function-name tree, cut to `max_nodes` (0 = no cut).
+    pub async fn flamegraph_tree(&self, sel: &Selection, max_nodes: usize) -> Result<FunctionTree> {
+        let plan = self.flamegraph_plan(sel, max_nodes)?;
+        let physical = self.physical_plan(&plan).await?;
+        let batches = collect(physical, self.state.task_ctx()).await?;
+        let mut tree = FunctionTree::new();
+        for b in &batches {
+            let col = b.column(0).as_binary::<i32>();
+            for i in 0..col.len() {
+                if col.is_valid(i) {
+                    let t = FunctionTree::decode(col.value(i))
+                        .map_err(|e| QueryError::internal(format!("decoding flame graph: {e}")))?;
+                    tree.merge(&t);
+                }
+            }
+        }
+        Ok(tree)
+    }
+
+    /// The logical plan of a time-series select: per tenant, series and step bucket, the sum and
+    /// count of profile totals. A profile at `t` lands in the first boundary `>= t` of the grid
+    /// `start + k * step`.
+    pub fn series_plan(&self, sel: &Selection, step_ms: i64) -> Result<LogicalPlan> {
+        let start = sel.range.start_ms;
+        let step = step_ms.max(1);
+        let t_ms = cast(col(c::TIME), DataType::Int64) / lit(1_000_000i64);
+        let bucket = lit(start) + ((t_ms - lit(start) + lit(step - 1)) / lit(step)) * lit(step);
+        let predicate = conjunction(sel.filter_exprs()).ok_or_else(|| QueryError::internal("empty filter"))?;
+        Ok(self
+            .scan(&sel.tenants, HeadTable::Profiles)?
+            .filter(predicate)?
+            .aggregate(
+                vec![col(c::TENANT), col(c::SERIES_ID), bucket.alias("ts")],
+                vec![sum(col(c::TOTAL)).alias("sum"), count(col(c::TOTAL)).alias("count")],
+            )?
+            .build()?)
+    }
+
+    /// Runs [`Engine::series_plan`].
+    pub async fn series_cells(&self, sel: &Selection, step_ms: i64) -> Result<Vec<SeriesCell>> {
+        let plan = self.series_plan(sel, step_ms)?;
+        let physical = self.physical_plan(&plan).await?;
+        let batches = collect(physical, self.state.task_ctx()).await?;
+        let mut out = Vec::new();
+        for b in &batches {
+            let tenant = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+            let tenant = tenant.as_string::<i32>();
+            let series = b.column(1).as_primitive::<UInt32Type>();
+            let ts = b.column(2).as_primitive::<Int64Type>();
+            let s = b.column(3).as_primitive::<Int64Type>();
+            let n = b.column(4).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                out.push(SeriesCell {
+                    tenant: tenant.value(i).to_string(),
+                    series_id: series.value(i),
+                    timestamp_ms: ts.value(i),
+                    sum: s.value(i),
+                    count: n.value(i),
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,81 @@
+//! Wire types of the Pyroscope API, generated from our own .proto files (written from the field
+//! tables of the API contract). One message set serves tonic (gRPC, gRPC-Web), Connect (binary and
+//! proto3 JSON through pbjson) and flamedb's plan codec, so there is never a second copy of a type.
+
+#![allow(clippy::all, missing_docs, rustdoc::all)]
+
+pub mod google {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/google.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/google.v1.serde.rs"));
+    }
+}
+
+pub mod types {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/types.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/types.v1.serde.rs"));
+    }
+}
+
+pub mod push {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/push.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/push.v1.serde.rs"));
+    }
+}
+
+pub mod querier {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/querier.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/querier.v1.serde.rs"));
+    }
+}
+
+/// flamedb's own messages: physical-plan nodes for the extension codec.
+pub mod flamedb {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/flamedb.v1.rs"));
+    }
+}
+
+/// The encoded `FileDescriptorSet` of every message above (for reflection and tests).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+
+#[cfg(test)]
+mod tests {
+    use super::querier::v1::{FlameGraph, Level, SelectMergeStacktracesRequest};
+    use super::types::v1::ProfileType;
+
+    #[test]
+    fn json_uses_lower_camel_case_and_int64_strings() {
+        let fg = FlameGraph {
+            names: vec!["total".into()],
+            levels: vec![Level { values: vec![0, 5, 0, 0] }],
+            total: 5,
+            max_self: 0,
+        };
+        let v: serde_json::Value = serde_json::to_value(&fg).unwrap();
+        assert_eq!(v["total"], "5");
+        assert!(v.get("maxSelf").is_none(), "zero fields are omitted: {v}");
+        assert_eq!(v["levels"][0]["values"][1], "5");
+
+        let pt = ProfileType { id: "a:b:c:d:e".into(), ..Default::default() };
+        let v = serde_json::to_value(&pt).unwrap();
+        assert_eq!(v["ID"], "a:b:c:d:e");
+    }
+
+    #[test]
+    fn json_accepts_both_field_names_numbers_and_strings() {
+        let a: SelectMergeStacktracesRequest = serde_json::from_str(
+            r#"{"profileTypeID":"x","label_selector":"{}","start":"1","end":2,"maxNodes":7,"unknownField":1}"#,
+        )
+        .unwrap();
+        assert_eq!(a.profile_type_id, "x");
+        assert_eq!(a.label_selector, "{}");
+        assert_eq!((a.start, a.end, a.max_nodes), (1, 2, Some(7)));
+        let b: SelectMergeStacktracesRequest =
+            serde_json::from_str(r#"{"profile_typeID":"y","start":"now-1h"}"#).unwrap_or_default();
+        assert_eq!(b.profile_type_id, "");
+    }
+}

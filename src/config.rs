@@ -1,0 +1,360 @@
+//! Configuration: defaults, then the YAML file (`-config.file`), then flags, as Pyroscope does.
+//! Flags are written Go-style with one dash (`-server.http-listen-port=4040`); two dashes work too.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use flamedb_ingest::validate::Limits;
+use flamedb_planner::QueryLimits;
+use serde::Deserialize;
+
+/// Components `-target` can name. Only the monolith (`all`) runs in this build; the others
+/// arrive with the cluster.
+pub const TARGETS: &[&str] =
+    &["all", "distributor", "ingester", "querier", "query-frontend", "query-scheduler", "compactor", "store-gateway"];
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flamedb",
+    version,
+    about = "flamedb: a continuous-profiling database that speaks Grafana Pyroscope's protocols",
+    long_about = "flamedb: a continuous-profiling database that speaks Grafana Pyroscope's protocols.\n\n\
+        Flags may be written with one dash, Go style (-server.http-listen-port=4040), or two.\n\
+        Precedence: defaults, then the YAML file given by -config.file, then flags."
+)]
+pub struct Flags {
+    /// Comma-separated components to run: all (monolith: every component in one process),
+    /// distributor, ingester, querier, query-frontend, query-scheduler, compactor, store-gateway.
+    #[arg(long = "target", value_name = "LIST")]
+    pub target: Option<String>,
+
+    /// YAML configuration file (Pyroscope's layout: server, limits, pyroscopedb, ...).
+    #[arg(long = "config.file", value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
+
+    /// Expand ${VAR} and ${VAR:default} in the configuration file from the environment.
+    #[arg(long = "config.expand-env")]
+    pub config_expand_env: bool,
+
+    /// Address the HTTP server listens on (Connect, gRPC, gRPC-Web and HTTP share it).
+    #[arg(long = "server.http-listen-address", value_name = "ADDR")]
+    pub http_listen_address: Option<String>,
+
+    /// Port of the HTTP server (default 4040).
+    #[arg(long = "server.http-listen-port", value_name = "PORT")]
+    pub http_listen_port: Option<u16>,
+
+    /// Require X-Scope-OrgID on every request; when off, everything is tenant "anonymous".
+    #[arg(long = "auth.multitenancy-enabled", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub multitenancy_enabled: Option<bool>,
+
+    /// Local data directory (default ./data).
+    #[arg(long = "pyroscopedb.data-path", alias = "storage.path", value_name = "DIR")]
+    pub data_path: Option<PathBuf>,
+
+    /// Log level: debug, info, warn, error.
+    #[arg(long = "log.level", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Log format: logfmt or json.
+    #[arg(long = "log.format", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Maximum uncompressed size of one profile in bytes (default 4194304).
+    #[arg(long = "validation.max-profile-size-bytes", value_name = "BYTES")]
+    pub max_profile_size_bytes: Option<usize>,
+
+    /// Maximum samples per profile (default 16000).
+    #[arg(long = "validation.max-profile-stacktrace-samples", value_name = "N")]
+    pub max_profile_stacktrace_samples: Option<usize>,
+
+    /// Maximum label names per series (default 30).
+    #[arg(long = "validation.max-label-names-per-series", value_name = "N")]
+    pub max_label_names_per_series: Option<usize>,
+
+    /// Refuse profiles older than this (default 1h; 0 disables).
+    #[arg(long = "validation.reject-older-than", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub reject_older_than: Option<std::time::Duration>,
+
+    /// Refuse profiles newer than this (default 10m; 0 disables).
+    #[arg(long = "validation.reject-newer-than", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub reject_newer_than: Option<std::time::Duration>,
+
+    /// Longest query range (default 24h; 0 disables).
+    #[arg(long = "querier.max-query-length", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_query_length: Option<std::time::Duration>,
+
+    /// How far back queries may reach (default 7d; 0 disables).
+    #[arg(long = "querier.max-query-lookback", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_query_lookback: Option<std::time::Duration>,
+
+    /// Flame-graph nodes when a query sets none (default 8192).
+    #[arg(long = "querier.max-flamegraph-nodes-default", value_name = "N")]
+    pub max_flamegraph_nodes_default: Option<i64>,
+
+    /// Most flame-graph nodes a query may ask for (default 1048576; 0 = unlimited).
+    #[arg(long = "querier.max-flamegraph-nodes-max", value_name = "N")]
+    pub max_flamegraph_nodes_max: Option<i64>,
+}
+
+impl Flags {
+    /// Parses Go-style arguments: `-name=value` becomes `--name=value` (single-letter flags and
+    /// `--` forms are left alone).
+    pub fn parse_go_style<I: IntoIterator<Item = String>>(args: I) -> Self {
+        let args: Vec<String> = args
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let single_dash_long = i > 0 && a.starts_with('-') && !a.starts_with("--") && a.len() > 2;
+                if single_dash_long { format!("-{a}") } else { a }
+            })
+            .collect();
+        Flags::parse_from(args)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub http_listen_address: String,
+    pub http_listen_port: u16,
+    pub log_level: String,
+    pub log_format: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            http_listen_address: "0.0.0.0".into(),
+            http_listen_port: 4040,
+            log_level: "info".into(),
+            log_format: "logfmt".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DbConfig {
+    pub data_path: PathBuf,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        Self { data_path: PathBuf::from("./data") }
+    }
+}
+
+/// Per-tenant limits: ingest and query limits share Pyroscope's one `limits` block.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    #[serde(flatten)]
+    pub ingest: Limits,
+    #[serde(flatten)]
+    pub query: QueryLimits,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub target: String,
+    pub multitenancy_enabled: bool,
+    pub server: ServerConfig,
+    pub pyroscopedb: DbConfig,
+    pub limits: LimitsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            target: "all".into(),
+            multitenancy_enabled: false,
+            server: ServerConfig::default(),
+            pyroscopedb: DbConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file named by the flags, then the flags.
+    pub fn load(flags: &Flags) -> Result<Self> {
+        let mut cfg = match &flags.config_file {
+            Some(path) => Self::from_file(path, flags.config_expand_env)?,
+            None => Config::default(),
+        };
+        cfg.apply(flags);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn from_file(path: &Path, expand_env: bool) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = if expand_env { expand(&text) } else { text };
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    fn apply(&mut self, f: &Flags) {
+        if let Some(v) = &f.target {
+            self.target = v.clone();
+        }
+        if let Some(v) = &f.http_listen_address {
+            self.server.http_listen_address = v.clone();
+        }
+        if let Some(v) = f.http_listen_port {
+            self.server.http_listen_port = v;
+        }
+        if let Some(v) = f.multitenancy_enabled {
+            self.multitenancy_enabled = v;
+        }
+        if let Some(v) = &f.data_path {
+            self.pyroscopedb.data_path = v.clone();
+        }
+        if let Some(v) = &f.log_level {
+            self.server.log_level = v.clone();
+        }
+        if let Some(v) = &f.log_format {
+            self.server.log_format = v.clone();
+        }
+        let l = &mut self.limits;
+        if let Some(v) = f.max_profile_size_bytes {
+            l.ingest.max_profile_size_bytes = v;
+        }
+        if let Some(v) = f.max_profile_stacktrace_samples {
+            l.ingest.max_profile_stacktrace_samples = v;
+        }
+        if let Some(v) = f.max_label_names_per_series {
+            l.ingest.max_label_names_per_series = v;
+        }
+        if let Some(v) = f.reject_older_than {
+            l.ingest.reject_older_than = v;
+        }
+        if let Some(v) = f.reject_newer_than {
+            l.ingest.reject_newer_than = v;
+        }
+        if let Some(v) = f.max_query_length {
+            l.query.max_query_length = v;
+        }
+        if let Some(v) = f.max_query_lookback {
+            l.query.max_query_lookback = v;
+        }
+        if let Some(v) = f.max_flamegraph_nodes_default {
+            l.query.max_flamegraph_nodes_default = v;
+        }
+        if let Some(v) = f.max_flamegraph_nodes_max {
+            l.query.max_flamegraph_nodes_max = v;
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        for t in self.targets() {
+            if !TARGETS.contains(&t.as_str()) {
+                bail!("unknown target {t:?}; valid targets: {}", TARGETS.join(", "));
+            }
+        }
+        if self.targets() != ["all"] {
+            bail!(
+                "target {:?} is not available in this build yet: run the monolith (-target=all); \
+                 the separate components arrive with the cluster",
+                self.target
+            );
+        }
+        if !matches!(self.server.log_format.as_str(), "logfmt" | "json") {
+            bail!("log format must be logfmt or json, got {:?}", self.server.log_format);
+        }
+        Ok(())
+    }
+
+    /// The components named by `target`.
+    pub fn targets(&self) -> Vec<String> {
+        self.target.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
+    }
+}
+
+/// `${VAR}` and `${VAR:default}` from the environment; unknown variables without a default become
+/// empty, as Pyroscope's `-config.expand-env` does.
+fn expand(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find('}') {
+            Some(j) => {
+                let spec = &after[..j];
+                let (name, default) = match spec.split_once(':') {
+                    Some((n, d)) => (n, Some(d)),
+                    None => (spec, None),
+                };
+                match std::env::var(name) {
+                    Ok(v) => out.push_str(&v),
+                    Err(_) => out.push_str(default.unwrap_or("")),
+                }
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        Flags::parse_go_style(std::iter::once("flamedb").chain(args.iter().copied()).map(String::from))
+    }
+
+    #[test]
+    fn go_style_flags_and_defaults() {
+        let c = Config::load(&flags(&["-server.http-listen-port=4141", "-auth.multitenancy-enabled"])).unwrap();
+        assert_eq!(c.server.http_listen_port, 4141);
+        assert!(c.multitenancy_enabled);
+        assert_eq!(c.pyroscopedb.data_path, PathBuf::from("./data"));
+        assert_eq!(c.limits.query.max_flamegraph_nodes_default, 8192);
+        let c = Config::load(&flags(&["--auth.multitenancy-enabled=false", "-querier.max-query-length=48h"])).unwrap();
+        assert!(!c.multitenancy_enabled);
+        assert_eq!(c.limits.query.max_query_length, Duration::from_secs(48 * 3600));
+    }
+
+    #[test]
+    fn yaml_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "server:\n  http_listen_port: ${FLAMEDB_TEST_PORT:5050}\nmultitenancy_enabled: true\nlimits:\n  max_query_length: 2h\n  max_label_names_per_series: 12\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let c = Config::load(&flags(&["-config.file", p, "-config.expand-env"])).unwrap();
+        assert_eq!(c.server.http_listen_port, 5050);
+        assert!(c.multitenancy_enabled);
+        assert_eq!(c.limits.query.max_query_length, Duration::from_secs(7200));
+        assert_eq!(c.limits.ingest.max_label_names_per_series, 12);
+        let c = Config::load(&flags(&["-config.file", p, "-config.expand-env", "-server.http-listen-port=6060"])).unwrap();
+        assert_eq!(c.server.http_listen_port, 6060, "flags win over the file");
+    }
+
+    #[test]
+    fn targets() {
+        assert!(Config::load(&flags(&["-target=all"])).is_ok());
+        let e = Config::load(&flags(&["-target=nope"])).unwrap_err().to_string();
+        assert!(e.contains("unknown target"), "{e}");
+        let e = Config::load(&flags(&["-target=querier"])).unwrap_err().to_string();
+        assert!(e.contains("not available"), "{e}");
+    }
+}

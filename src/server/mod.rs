@@ -1,0 +1,176 @@
+//! One port for everything: Connect unary, gRPC and gRPC-Web on the RPC paths (told apart by
+//! `Content-Type`), the legacy HTTP ingest, and the operational endpoints.
+
+pub mod connect;
+pub mod ingest;
+pub mod ops;
+pub mod services;
+pub mod tenant;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::response::Response;
+use axum::routing::post;
+use bytes::Bytes;
+use flamedb_proto::push::v1::pusher_service_server::{PusherService, PusherServiceServer};
+use flamedb_proto::querier::v1::querier_service_server::{QuerierService, QuerierServiceServer};
+use futures::future::BoxFuture;
+use http::{HeaderMap, Request, header};
+use tonic::codec::CompressionEncoding;
+use tonic::{Code, Status};
+use tower::{Service, ServiceExt};
+
+use crate::metrics::RequestLabels;
+use services::Api;
+
+/// gRPC message size cap (Pyroscope raises the default to 100 MiB).
+const GRPC_MAX_MESSAGE: usize = 100 << 20;
+
+/// The HTTP router of the process.
+pub fn router(api: Api) -> Router {
+    let body_limit = api.distributor.limits().body_limit_bytes();
+    let http = Router::new()
+        .route("/push.v1.PusherService/{method}", post(connect_push))
+        .route("/querier.v1.QuerierService/{method}", post(connect_querier))
+        .route("/ingest", post(ingest::ingest))
+        .route("/pyroscope/ingest", post(ingest::ingest))
+        .route("/ready", axum::routing::get(ops::ready))
+        .route("/metrics", axum::routing::get(ops::metrics))
+        .route("/api/v1/status/buildinfo", axum::routing::get(ops::buildinfo))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(api.clone());
+
+    let querier = QuerierServiceServer::new(api.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(GRPC_MAX_MESSAGE)
+        .max_encoding_message_size(GRPC_MAX_MESSAGE);
+    let pusher = PusherServiceServer::new(api.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(GRPC_MAX_MESSAGE);
+    let grpc = tonic::service::Routes::new(querier).add_service(pusher).into_axum_router();
+    let grpc_web = grpc.clone().layer(tonic_web::GrpcWebLayer::new());
+
+    let dispatch = Dispatch { http, grpc, grpc_web, metrics: api.metrics.clone() };
+    Router::new().fallback_service(dispatch)
+}
+
+/// Sends each request to the protocol its `Content-Type` names, and times it.
+#[derive(Clone)]
+struct Dispatch {
+    http: Router,
+    grpc: Router,
+    grpc_web: Router,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Service<Request<Body>> for Dispatch {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let target = if ct.starts_with("application/grpc-web") {
+            self.grpc_web.clone()
+        } else if ct.starts_with("application/grpc") {
+            self.grpc.clone()
+        } else {
+            self.http.clone()
+        };
+        let method = req.method().to_string();
+        let route = route_label(req.uri().path());
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let start = Instant::now();
+            let resp = target.oneshot(req).await?;
+            let labels = RequestLabels { method, route, status_code: resp.status().as_u16() };
+            metrics.requests.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+            Ok(resp)
+        })
+    }
+}
+
+/// A bounded route label: known paths as they are, everything else `other`.
+fn route_label(path: &str) -> String {
+    const KNOWN: &[&str] = &["/ingest", "/pyroscope/ingest", "/ready", "/metrics", "/api/v1/status/buildinfo"];
+    if KNOWN.contains(&path) {
+        return path.to_string();
+    }
+    for prefix in ["/querier.v1.QuerierService/", "/push.v1.PusherService/"] {
+        if let Some(m) = path.strip_prefix(prefix) {
+            if !m.is_empty() && m.len() < 40 && m.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return path.to_string();
+            }
+        }
+    }
+    "other".into()
+}
+
+async fn connect_push(State(api): State<Api>, Path(method): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    let limit = api.distributor.limits().body_limit_bytes();
+    let body = match read(body, limit).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match method.as_str() {
+        "Push" => connect::unary(headers, body, limit, |r| async move { PusherService::push(&api, r).await }).await,
+        _ => not_found(),
+    }
+}
+
+async fn read(body: Body, limit: usize) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        connect::status_response(&Status::resource_exhausted(format!("reading request body: {e}")))
+    })
+}
+
+fn not_found() -> Response {
+    connect::error_response(Code::NotFound, "404 page not found")
+}
+
+async fn connect_querier(State(api): State<Api>, Path(method): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    let limit = api.distributor.limits().body_limit_bytes();
+    let body = match read(body, limit).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let a = &api;
+    match method.as_str() {
+        "ProfileTypes" => connect::unary(headers, body, limit, |r| a.profile_types(r)).await,
+        "LabelValues" => connect::unary(headers, body, limit, |r| a.label_values(r)).await,
+        "LabelNames" => connect::unary(headers, body, limit, |r| a.label_names(r)).await,
+        "Series" => connect::unary(headers, body, limit, |r| a.series(r)).await,
+        "SelectMergeStacktraces" => connect::unary(headers, body, limit, |r| a.select_merge_stacktraces(r)).await,
+        "SelectMergeSpanProfile" => connect::unary(headers, body, limit, |r| a.select_merge_span_profile(r)).await,
+        "SelectMergeProfile" => connect::unary(headers, body, limit, |r| a.select_merge_profile(r)).await,
+        "SelectSeries" => connect::unary(headers, body, limit, |r| a.select_series(r)).await,
+        "SelectHeatmap" => connect::unary(headers, body, limit, |r| a.select_heatmap(r)).await,
+        "Diff" => connect::unary(headers, body, limit, |r| a.diff(r)).await,
+        "GetProfileStats" => connect::unary(headers, body, limit, |r| a.get_profile_stats(r)).await,
+        "AnalyzeQuery" => connect::unary(headers, body, limit, |r| a.analyze_query(r)).await,
+        _ => not_found(),
+    }
+}
+
+/// Serves the router on `addr` until `shutdown` resolves.
+pub async fn serve(
+    router: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, "listening (HTTP/1.1 and h2c: Connect, gRPC, gRPC-Web, HTTP)");
+    axum::serve(listener, router.into_make_service()).with_graceful_shutdown(shutdown).await
+}

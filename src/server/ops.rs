@@ -1,0 +1,51 @@
+//! Operational endpoints: `/ready`, `/metrics`, `/api/v1/status/buildinfo`.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, header};
+
+use super::services::Api;
+
+pub async fn ready() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ready").into_response()
+}
+
+pub async fn metrics(State(api): State<Api>) -> Response {
+    let head = api.distributor.head();
+    let (mut series, mut profiles, mut samples) = (0i64, 0i64, 0i64);
+    let tenants = head.tenant_ids();
+    for t in &tenants {
+        if let Some(h) = head.tenant(t) {
+            let s = h.stats();
+            series += s.series as i64;
+            profiles += s.profiles as i64;
+            samples += s.samples as i64;
+        }
+    }
+    let m = &api.metrics;
+    m.head_series.set(series);
+    m.head_profiles.set(profiles);
+    m.head_samples.set(samples);
+    m.head_tenants.set(tenants.len() as i64);
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode()).into_response()
+}
+
+pub async fn buildinfo(headers: HeaderMap) -> Response {
+    let body = serde_json::json!({
+        "status": "success",
+        "data": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "revision": option_env!("FLAMEDB_GIT_REVISION").unwrap_or(""),
+            "branch": option_env!("FLAMEDB_GIT_BRANCH").unwrap_or(""),
+            "buildUser": "",
+            "buildDate": "",
+            "goVersion": "",
+        }
+    });
+    let pretty = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json+pretty"));
+    let text = if pretty { serde_json::to_string_pretty(&body) } else { serde_json::to_string(&body) };
+    ([(header::CONTENT_TYPE, "application/json")], text.unwrap_or_default()).into_response()
+}

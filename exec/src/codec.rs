@@ -64,10 +64,19 @@ impl PhysicalExtensionCodec for FlamedbCodec {
                 Ok(pb::MatchType::NotRegex) => MatchOp::NotRegex,
                 Err(_) => return exec_err!("unknown match type {}", m.r#type),
             };
-            matchers.push(Matcher::new(op, m.name, m.value).map_err(|e| datafusion::common::DataFusionError::External(Box::new(e)))?);
+            matchers.push(
+                Matcher::new(op, m.name, m.value)
+                    .map_err(|e| datafusion::common::DataFusionError::External(Box::new(e)))?,
+            );
         }
-        let filter = ScanFilter { matchers, min_time_nanos: f.min_time_nanos, max_time_nanos: f.max_time_nanos };
-        let projection = node.projection.map(|p| p.columns.into_iter().map(|c| c as usize).collect());
+        let filter = ScanFilter {
+            matchers,
+            min_time_nanos: f.min_time_nanos,
+            max_time_nanos: f.max_time_nanos,
+        };
+        let projection = node
+            .projection
+            .map(|p| p.columns.into_iter().map(|c| c as usize).collect());
         let partitions = usize::try_from(node.partitions).unwrap_or(1);
         Ok(Arc::new(HeadScanExec::try_new(
             self.head.clone(),
@@ -96,7 +105,9 @@ impl PhysicalExtensionCodec for FlamedbCodec {
                 HeadTable::Samples => pb::HeadTable::Samples as i32,
                 HeadTable::Profiles => pb::HeadTable::Profiles as i32,
             },
-            projection: scan.projection().map(|p| pb::Projection { columns: p.iter().map(|&c| c as u32).collect() }),
+            projection: scan.projection().map(|p| pb::Projection {
+                columns: p.iter().map(|&c| c as u32).collect(),
+            }),
             filter: Some(pb::ScanFilter {
                 matchers: f
                     .matchers
@@ -118,7 +129,8 @@ impl PhysicalExtensionCodec for FlamedbCodec {
             limit: scan.limit().map(|l| l as u64),
             partitions: scan.partitions() as u64,
         };
-        msg.encode(buf).map_err(|e| datafusion::common::DataFusionError::Internal(e.to_string()))
+        msg.encode(buf)
+            .map_err(|e| datafusion::common::DataFusionError::Internal(e.to_string()))
     }
 
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {

@@ -27,7 +27,11 @@ pub struct HeadTableProvider {
 impl HeadTableProvider {
     /// A table over `tenants` (a read of several tenants sees their union).
     pub fn new(head: Arc<Head>, tenants: Vec<String>, table: HeadTable) -> Self {
-        Self { head, tenants, table }
+        Self {
+            head,
+            tenants,
+            table,
+        }
     }
 }
 
@@ -63,7 +67,10 @@ impl TableProvider for HeadTableProvider {
         )?))
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
             .map(|e| {

@@ -15,7 +15,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use flamedb_ingest::head::columns::Chunk;
 use flamedb_ingest::head::{Head, TenantHead};
 use futures::stream;
@@ -61,7 +63,17 @@ impl HeadScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Ok(Self { head, tenants, table, projection, filter, limit, partitions, schema, properties })
+        Ok(Self {
+            head,
+            tenants,
+            table,
+            projection,
+            filter,
+            limit,
+            partitions,
+            schema,
+            properties,
+        })
     }
 
     pub fn head(&self) -> &Arc<Head> {
@@ -99,7 +111,9 @@ impl HeadScanExec {
         let mut out = Vec::new();
         let mut index = 0usize;
         for tenant in &self.tenants {
-            let Some(t) = self.head.tenant(tenant) else { continue };
+            let Some(t) = self.head.tenant(tenant) else {
+                continue;
+            };
             let chunks = match self.table {
                 HeadTable::Samples => t.sample_chunks(),
                 HeadTable::Profiles => t.profile_chunks(),
@@ -120,10 +134,14 @@ impl HeadScanExec {
                 continue;
             }
             let ctx = Arc::new(TenantScan::new(t, selected));
-            out.extend(mine.into_iter().filter(|c| !c.series.is_disjoint(&ctx.selected)).map(|chunk| Work {
-                tenant: ctx.clone(),
-                chunk,
-            }));
+            out.extend(
+                mine.into_iter()
+                    .filter(|c| !c.series.is_disjoint(&ctx.selected))
+                    .map(|chunk| Work {
+                        tenant: ctx.clone(),
+                        chunk,
+                    }),
+            );
         }
         out
     }
@@ -144,7 +162,11 @@ impl TenantScan {
         for id in &selected {
             mask[id as usize] = true;
         }
-        Self { head, selected, mask }
+        Self {
+            head,
+            selected,
+            mask,
+        }
     }
 }
 
@@ -155,13 +177,27 @@ struct Work {
 
 impl DisplayAs for HeadScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "HeadScanExec: table={}, tenants={:?}", self.table.name(), self.tenants)?;
+        write!(
+            f,
+            "HeadScanExec: table={}, tenants={:?}",
+            self.table.name(),
+            self.tenants
+        )?;
         if !self.filter.matchers.is_empty() {
-            let m: Vec<String> = self.filter.matchers.iter().map(ToString::to_string).collect();
+            let m: Vec<String> = self
+                .filter
+                .matchers
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             write!(f, ", matchers=[{}]", m.join(", "))?;
         }
         if self.filter.min_time_nanos > i64::MIN || self.filter.max_time_nanos < i64::MAX {
-            write!(f, ", time=[{}, {}]", self.filter.min_time_nanos, self.filter.max_time_nanos)?;
+            write!(
+                f,
+                ", time=[{}, {}]",
+                self.filter.min_time_nanos, self.filter.max_time_nanos
+            )?;
         }
         if let Some(p) = &self.projection {
             write!(f, ", projection={p:?}")?;
@@ -193,15 +229,24 @@ impl ExecutionPlan for HeadScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
-    fn execute(&self, partition: usize, _ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        _ctx: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let work = self.work(partition);
         let (min, max) = (self.filter.min_time_nanos, self.filter.max_time_nanos);
-        let projection: Vec<usize> =
-            self.projection.clone().unwrap_or_else(|| (0..self.table.schema().fields().len()).collect());
+        let projection: Vec<usize> = self
+            .projection
+            .clone()
+            .unwrap_or_else(|| (0..self.table.schema().fields().len()).collect());
         let schema = self.schema.clone();
         let mut remaining = self.limit.unwrap_or(usize::MAX);
         let batches = work.into_iter().filter_map(move |w| {
@@ -221,7 +266,10 @@ impl ExecutionPlan for HeadScanExec {
                 Err(e) => Some(Err(e)),
             }
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream::iter(batches))))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            stream::iter(batches),
+        )))
     }
 
     fn supports_limit_pushdown(&self) -> bool {
@@ -253,7 +301,13 @@ const TENANT_COL: usize = 0;
 const SERIES_COL: usize = 1;
 const LABELS_COL: usize = 2;
 
-fn scan_chunk(w: &Work, min: i64, max: i64, projection: &[usize], schema: &SchemaRef) -> Result<Option<RecordBatch>> {
+fn scan_chunk(
+    w: &Work,
+    min: i64,
+    max: i64,
+    projection: &[usize],
+    schema: &SchemaRef,
+) -> Result<Option<RecordBatch>> {
     let batch = &w.chunk.batch;
     let all_series = w.chunk.series.is_subset(&w.tenant.selected);
     let all_time = w.chunk.min_time_nanos >= min && w.chunk.max_time_nanos <= max;
@@ -267,7 +321,9 @@ fn scan_chunk(w: &Work, min: i64, max: i64, projection: &[usize], schema: &Schem
             .values()
             .iter()
             .zip(time.values().iter())
-            .map(|(&s, &t)| Some(mask.get(s as usize).copied().unwrap_or(false) && t >= min && t <= max))
+            .map(|(&s, &t)| {
+                Some(mask.get(s as usize).copied().unwrap_or(false) && t >= min && t <= max)
+            })
             .collect();
         filter_record_batch(batch, &keep)?
     };
@@ -277,14 +333,21 @@ fn scan_chunk(w: &Work, min: i64, max: i64, projection: &[usize], schema: &Schem
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(projection.len());
     for &i in projection {
         columns.push(match i {
-            TENANT_COL => Arc::new(StringArray::from(vec![w.tenant.head.id.as_str(); batch.num_rows()])),
+            TENANT_COL => Arc::new(StringArray::from(vec![
+                w.tenant.head.id.as_str();
+                batch.num_rows()
+            ])),
             LABELS_COL => labels_column(&w.tenant.head, batch.column(0))?,
             SERIES_COL => batch.column(0).clone(),
             i => batch.column(i - 2).clone(),
         });
     }
     let opts = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    Ok(Some(RecordBatch::try_new_with_options(schema.clone(), columns, &opts)?))
+    Ok(Some(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &opts,
+    )?))
 }
 
 /// The `labels` map of every row, from the series index (looked up once per distinct series).

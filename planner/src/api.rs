@@ -35,7 +35,9 @@ pub struct Querier {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Parses the `matchers` of label requests; several selectors are ANDed (Pyroscope v2).
@@ -56,7 +58,9 @@ fn parse_profile_type(id: &str) -> Result<ProfileType> {
 
 fn parse_label_selector(s: &str) -> Result<Vec<Matcher>> {
     if s.is_empty() {
-        return Err(QueryError::invalid("label selector is required (use {} for all series)"));
+        return Err(QueryError::invalid(
+            "label selector is required (use {} for all series)",
+        ));
     }
     parse_selector(s).map_err(|e| QueryError::invalid(e.to_string()))
 }
@@ -75,30 +79,55 @@ impl Querier {
     }
 
     /// Series ids per tenant matching `matchers` in `range`.
-    fn select_ids(&self, tenants: &[String], matchers: &[Matcher], range: TimeRange) -> Vec<(String, RoaringBitmap)> {
+    fn select_ids(
+        &self,
+        tenants: &[String],
+        matchers: &[Matcher],
+        range: TimeRange,
+    ) -> Vec<(String, RoaringBitmap)> {
         let (min, max) = range.nanos();
         tenants
             .iter()
-            .filter_map(|t| self.engine.head().tenant(t).map(|h| (t.clone(), h.select_series(matchers, min, max))))
+            .filter_map(|t| {
+                self.engine
+                    .head()
+                    .tenant(t)
+                    .map(|h| (t.clone(), h.select_series(matchers, min, max)))
+            })
             .collect()
     }
 
-    fn with_index<R>(&self, tenant: &str, f: impl FnOnce(&flamedb_ingest::head::series::SeriesIndex) -> R) -> Option<R> {
+    fn with_index<R>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce(&flamedb_ingest::head::series::SeriesIndex) -> R,
+    ) -> Option<R> {
         self.engine.head().tenant(tenant).map(|t| t.with_series(f))
     }
 
-    pub async fn profile_types(&self, ctx: &RequestContext, req: q::ProfileTypesRequest) -> Result<q::ProfileTypesResponse> {
+    pub async fn profile_types(
+        &self,
+        ctx: &RequestContext,
+        req: q::ProfileTypesRequest,
+    ) -> Result<q::ProfileTypesResponse> {
         let now = now_ms();
         // Both ends missing: the last hour (Grafana's health check sends no range).
         let range = if req.start == 0 && req.end == 0 {
-            Some(TimeRange { start_ms: now - 3_600_000, end_ms: now })
+            Some(TimeRange {
+                start_ms: now - 3_600_000,
+                end_ms: now,
+            })
         } else {
             self.limits.check_label_range(req.start, req.end, now)?
         };
-        let Some(range) = range else { return Ok(q::ProfileTypesResponse::default()) };
+        let Some(range) = range else {
+            return Ok(q::ProfileTypesResponse::default());
+        };
         let mut ids = BTreeSet::new();
         for (tenant, sel) in self.select_ids(&ctx.tenants, &[], range) {
-            if let Some(v) = self.with_index(&tenant, |idx| idx.label_values(labels::PROFILE_TYPE, &sel)) {
+            if let Some(v) =
+                self.with_index(&tenant, |idx| idx.label_values(labels::PROFILE_TYPE, &sel))
+            {
                 ids.extend(v);
             }
         }
@@ -119,9 +148,16 @@ impl Querier {
         Ok(q::ProfileTypesResponse { profile_types })
     }
 
-    pub async fn label_names(&self, ctx: &RequestContext, req: t::LabelNamesRequest) -> Result<t::LabelNamesResponse> {
+    pub async fn label_names(
+        &self,
+        ctx: &RequestContext,
+        req: t::LabelNamesRequest,
+    ) -> Result<t::LabelNamesResponse> {
         let matchers = parse_matcher_sets(&req.matchers)?;
-        let Some(range) = self.limits.check_label_range(req.start, req.end, now_ms())? else {
+        let Some(range) = self
+            .limits
+            .check_label_range(req.start, req.end, now_ms())?
+        else {
             return Ok(t::LabelNamesResponse::default());
         };
         let mut names = BTreeSet::new();
@@ -130,16 +166,26 @@ impl Querier {
                 names.extend(v);
             }
         }
-        let names = names.into_iter().filter(|n| ctx.utf8_label_names || is_legacy_label_name(n)).collect();
+        let names = names
+            .into_iter()
+            .filter(|n| ctx.utf8_label_names || is_legacy_label_name(n))
+            .collect();
         Ok(t::LabelNamesResponse { names })
     }
 
-    pub async fn label_values(&self, ctx: &RequestContext, req: t::LabelValuesRequest) -> Result<t::LabelValuesResponse> {
+    pub async fn label_values(
+        &self,
+        ctx: &RequestContext,
+        req: t::LabelValuesRequest,
+    ) -> Result<t::LabelValuesResponse> {
         if req.name.is_empty() {
             return Err(QueryError::invalid("name is required"));
         }
         let matchers = parse_matcher_sets(&req.matchers)?;
-        let Some(range) = self.limits.check_label_range(req.start, req.end, now_ms())? else {
+        let Some(range) = self
+            .limits
+            .check_label_range(req.start, req.end, now_ms())?
+        else {
             return Ok(t::LabelValuesResponse::default());
         };
         let mut values = BTreeSet::new();
@@ -148,12 +194,21 @@ impl Querier {
                 values.extend(v);
             }
         }
-        Ok(t::LabelValuesResponse { names: values.into_iter().collect() })
+        Ok(t::LabelValuesResponse {
+            names: values.into_iter().collect(),
+        })
     }
 
-    pub async fn series(&self, ctx: &RequestContext, req: q::SeriesRequest) -> Result<q::SeriesResponse> {
+    pub async fn series(
+        &self,
+        ctx: &RequestContext,
+        req: q::SeriesRequest,
+    ) -> Result<q::SeriesResponse> {
         let matchers = parse_matcher_sets(&req.matchers)?;
-        let Some(range) = self.limits.check_label_range(req.start, req.end, now_ms())? else {
+        let Some(range) = self
+            .limits
+            .check_label_range(req.start, req.end, now_ms())?
+        else {
             return Ok(q::SeriesResponse::default());
         };
         let wanted: BTreeSet<&str> = req.label_names.iter().map(String::as_str).collect();
@@ -177,33 +232,57 @@ impl Querier {
         }
         let labels_set = sets
             .into_iter()
-            .map(|s| t::Labels { labels: s.into_iter().map(|(name, value)| t::LabelPair { name, value }).collect() })
+            .map(|s| t::Labels {
+                labels: s
+                    .into_iter()
+                    .map(|(name, value)| t::LabelPair { name, value })
+                    .collect(),
+            })
             .collect();
         Ok(q::SeriesResponse { labels_set })
     }
 
     /// Validates a select and returns its selection, or `None` when the range lies wholly before
     /// the lookback (an empty, successful answer).
-    fn selection(&self, ctx: &RequestContext, profile_type: &str, selector: &str, start: i64, end: i64) -> Result<Option<Selection>> {
+    fn selection(
+        &self,
+        ctx: &RequestContext,
+        profile_type: &str,
+        selector: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Option<Selection>> {
         let profile_type = parse_profile_type(profile_type)?;
         let matchers = parse_label_selector(selector)?;
-        Ok(self.limits.check_range(start, end, now_ms())?.map(|range| Selection {
-            tenants: ctx.tenants.clone(),
-            profile_type,
-            matchers,
-            range,
-        }))
+        Ok(self
+            .limits
+            .check_range(start, end, now_ms())?
+            .map(|range| Selection {
+                tenants: ctx.tenants.clone(),
+                profile_type,
+                matchers,
+                range,
+            }))
     }
 
     /// The merged tree of a select, filtered to a call site when asked, cut to `cut` nodes.
-    async fn merged_tree(&self, sel: &Selection, call_site: &[t::Location], cut: usize) -> Result<FunctionTree> {
+    async fn merged_tree(
+        &self,
+        sel: &Selection,
+        call_site: &[t::Location],
+        cut: usize,
+    ) -> Result<FunctionTree> {
         if call_site.is_empty() {
             return self.engine.flamegraph_tree(sel, cut).await;
         }
         let tree = self.engine.flamegraph_tree(sel, 0).await?;
         let names: Vec<&str> = call_site.iter().map(|l| l.name.as_str()).collect();
         let filtered = crate::call_site::filter(&tree, &names);
-        Ok(if cut > 0 { filtered.truncate(cut) } else { filtered })
+        Ok(if cut > 0 {
+            filtered.truncate(cut)
+        } else {
+            filtered
+        })
     }
 
     pub async fn select_merge_stacktraces(
@@ -212,10 +291,24 @@ impl Querier {
         req: q::SelectMergeStacktracesRequest,
     ) -> Result<q::SelectMergeStacktracesResponse> {
         let max_nodes = self.limits.max_nodes(req.max_nodes)?;
-        let sel = self.selection(ctx, &req.profile_type_id, &req.label_selector, req.start, req.end)?;
-        unsupported_selectors(&req.profile_id_selector, &req.span_selector, &req.trace_id_selector)?;
-        let call_site = req.stack_trace_selector.as_ref().map_or(&[][..], |s| &s.call_site[..]);
-        let format = q::ProfileFormat::try_from(req.format).unwrap_or(q::ProfileFormat::Unspecified);
+        let sel = self.selection(
+            ctx,
+            &req.profile_type_id,
+            &req.label_selector,
+            req.start,
+            req.end,
+        )?;
+        unsupported_selectors(
+            &req.profile_id_selector,
+            &req.span_selector,
+            &req.trace_id_selector,
+        )?;
+        let call_site = req
+            .stack_trace_selector
+            .as_ref()
+            .map_or(&[][..], |s| &s.call_site[..]);
+        let format =
+            q::ProfileFormat::try_from(req.format).unwrap_or(q::ProfileFormat::Unspecified);
         let tree = match &sel {
             Some(sel) => self.merged_tree(sel, call_site, max_nodes).await?,
             None => FunctionTree::new(),
@@ -231,9 +324,15 @@ impl Querier {
             q::ProfileFormat::Tree => resp.tree = encode::tree_bytes(&tree, raw).into(),
             q::ProfileFormat::Pprof => {
                 let pt = parse_profile_type(&req.profile_type_id)?;
-                resp.pprof = Some(q::PprofProfile { profile: Some(self.pprof(&tree, &pt, req.start, req.end)) });
+                resp.pprof = Some(q::PprofProfile {
+                    profile: Some(self.pprof(&tree, &pt, req.start, req.end)),
+                });
             }
-            q::ProfileFormat::Dot => return Err(QueryError::unimplemented("the DOT format is not supported yet")),
+            q::ProfileFormat::Dot => {
+                return Err(QueryError::unimplemented(
+                    "the DOT format is not supported yet",
+                ));
+            }
         }
         Ok(resp)
     }
@@ -249,18 +348,37 @@ impl Querier {
         )
     }
 
-    pub async fn select_merge_profile(&self, ctx: &RequestContext, req: q::SelectMergeProfileRequest) -> Result<Profile> {
+    pub async fn select_merge_profile(
+        &self,
+        ctx: &RequestContext,
+        req: q::SelectMergeProfileRequest,
+    ) -> Result<Profile> {
         // Untruncated unless the client asks for a limit.
         let cut = match req.max_nodes {
             Some(n) if n != 0 => self.limits.max_nodes(Some(n))?,
             _ => 0,
         };
-        let sel = self.selection(ctx, &req.profile_type_id, &req.label_selector, req.start, req.end)?;
+        let sel = self.selection(
+            ctx,
+            &req.profile_type_id,
+            &req.label_selector,
+            req.start,
+            req.end,
+        )?;
         unsupported_selectors(&req.profile_id_selector, &[], &req.trace_id_selector)?;
-        if req.stack_trace_selector.as_ref().is_some_and(|s| s.go_pgo.is_some()) {
-            return Err(QueryError::unimplemented("the Go PGO stack trace selector is not supported yet"));
+        if req
+            .stack_trace_selector
+            .as_ref()
+            .is_some_and(|s| s.go_pgo.is_some())
+        {
+            return Err(QueryError::unimplemented(
+                "the Go PGO stack trace selector is not supported yet",
+            ));
         }
-        let call_site = req.stack_trace_selector.as_ref().map_or(&[][..], |s| &s.call_site[..]);
+        let call_site = req
+            .stack_trace_selector
+            .as_ref()
+            .map_or(&[][..], |s| &s.call_site[..]);
         let pt = parse_profile_type(&req.profile_type_id)?;
         let tree = match &sel {
             Some(sel) => self.merged_tree(sel, call_site, cut).await?,
@@ -269,15 +387,32 @@ impl Querier {
         Ok(self.pprof(&tree, &pt, req.start, req.end))
     }
 
-    pub async fn select_series(&self, ctx: &RequestContext, req: q::SelectSeriesRequest) -> Result<q::SelectSeriesResponse> {
+    pub async fn select_series(
+        &self,
+        ctx: &RequestContext,
+        req: q::SelectSeriesRequest,
+    ) -> Result<q::SelectSeriesResponse> {
         if !(req.step >= 0.001) || !req.step.is_finite() {
-            return Err(QueryError::invalid(format!("invalid step {}: it must be at least 0.001 seconds", req.step)));
+            return Err(QueryError::invalid(format!(
+                "invalid step {}: it must be at least 0.001 seconds",
+                req.step
+            )));
         }
-        let sel = self.selection(ctx, &req.profile_type_id, &req.label_selector, req.start, req.end)?;
+        let sel = self.selection(
+            ctx,
+            &req.profile_type_id,
+            &req.label_selector,
+            req.start,
+            req.end,
+        )?;
         if req.stack_trace_selector.is_some() {
-            return Err(QueryError::unimplemented("stack trace selectors on SelectSeries are not supported yet"));
+            return Err(QueryError::unimplemented(
+                "stack trace selectors on SelectSeries are not supported yet",
+            ));
         }
-        let Some(sel) = sel else { return Ok(q::SelectSeriesResponse::default()) };
+        let Some(sel) = sel else {
+            return Ok(q::SelectSeriesResponse::default());
+        };
         let average = req.aggregation == Some(t::TimeSeriesAggregationType::Average as i32);
         let step_ms = ((req.step * 1000.0).round() as i64).max(1);
         let cells = self.engine.series_cells(&sel, step_ms).await?;
@@ -285,11 +420,16 @@ impl Querier {
         // Group cells by the group-by labels of their series.
         let mut by_tenant: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for c in &cells {
-            by_tenant.entry(c.tenant.as_str()).or_default().push(c.series_id);
+            by_tenant
+                .entry(c.tenant.as_str())
+                .or_default()
+                .push(c.series_id);
         }
         let mut keys: BTreeMap<(&str, u32), Vec<(String, String)>> = BTreeMap::new();
         for (tenant, ids) in by_tenant {
-            let Some(h) = self.engine.head().tenant(tenant) else { continue };
+            let Some(h) = self.engine.head().tenant(tenant) else {
+                continue;
+            };
             for (id, ls) in h.series_labels_many(ids) {
                 let key = req
                     .group_by
@@ -299,10 +439,17 @@ impl Querier {
                 keys.insert((tenant, id), key);
             }
         }
-        let mut groups: BTreeMap<Vec<(String, String)>, BTreeMap<i64, (i64, i64)>> = BTreeMap::new();
+        let mut groups: BTreeMap<Vec<(String, String)>, BTreeMap<i64, (i64, i64)>> =
+            BTreeMap::new();
         for c in &cells {
-            let Some(key) = keys.get(&(c.tenant.as_str(), c.series_id)) else { continue };
-            let p = groups.entry(key.clone()).or_default().entry(c.timestamp_ms).or_insert((0, 0));
+            let Some(key) = keys.get(&(c.tenant.as_str(), c.series_id)) else {
+                continue;
+            };
+            let p = groups
+                .entry(key.clone())
+                .or_default()
+                .entry(c.timestamp_ms)
+                .or_insert((0, 0));
             p.0 += c.sum;
             p.1 += c.count;
         }
@@ -312,13 +459,20 @@ impl Querier {
                 let points: Vec<t::Point> = points
                     .into_iter()
                     .map(|(ts, (s, n))| t::Point {
-                        value: if average && n > 0 { s as f64 / n as f64 } else { s as f64 },
+                        value: if average && n > 0 {
+                            s as f64 / n as f64
+                        } else {
+                            s as f64
+                        },
                         timestamp: ts,
                         ..Default::default()
                     })
                     .collect();
                 let total = points.iter().map(|p| p.value).sum::<f64>();
-                let labels = key.into_iter().map(|(name, value)| t::LabelPair { name, value }).collect();
+                let labels = key
+                    .into_iter()
+                    .map(|(name, value)| t::LabelPair { name, value })
+                    .collect();
                 (total, t::Series { labels, points })
             })
             .collect();
@@ -328,15 +482,28 @@ impl Querier {
                 let mut order: Vec<usize> = (0..series.len()).collect();
                 order.sort_by(|&a, &b| series[b].0.total_cmp(&series[a].0).then(a.cmp(&b)));
                 let keep: BTreeSet<usize> = order.into_iter().take(limit as usize).collect();
-                series = series.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, s)| s).collect();
+                series = series
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| keep.contains(i))
+                    .map(|(_, s)| s)
+                    .collect();
             }
         }
-        Ok(q::SelectSeriesResponse { series: series.into_iter().map(|(_, s)| s).collect() })
+        Ok(q::SelectSeriesResponse {
+            series: series.into_iter().map(|(_, s)| s).collect(),
+        })
     }
 
-    pub async fn get_profile_stats(&self, ctx: &RequestContext, _req: t::GetProfileStatsRequest) -> Result<t::GetProfileStatsResponse> {
+    pub async fn get_profile_stats(
+        &self,
+        ctx: &RequestContext,
+        _req: t::GetProfileStatsRequest,
+    ) -> Result<t::GetProfileStatsResponse> {
         if ctx.tenants.len() != 1 {
-            return Err(QueryError::invalid("GetProfileStats needs exactly one tenant"));
+            return Err(QueryError::invalid(
+                "GetProfileStats needs exactly one tenant",
+            ));
         }
         let mut resp = t::GetProfileStatsResponse::default();
         if let Some(h) = self.engine.head().tenant(&ctx.tenants[0]) {
@@ -351,15 +518,25 @@ impl Querier {
     }
 }
 
-fn unsupported_selectors(profile_ids: &[String], spans: &[String], traces: &[String]) -> Result<()> {
+fn unsupported_selectors(
+    profile_ids: &[String],
+    spans: &[String],
+    traces: &[String],
+) -> Result<()> {
     if !profile_ids.is_empty() {
-        return Err(QueryError::unimplemented("profile_id_selector is not supported yet"));
+        return Err(QueryError::unimplemented(
+            "profile_id_selector is not supported yet",
+        ));
     }
     if !spans.is_empty() {
-        return Err(QueryError::unimplemented("span_selector is not supported yet"));
+        return Err(QueryError::unimplemented(
+            "span_selector is not supported yet",
+        ));
     }
     if !traces.is_empty() {
-        return Err(QueryError::unimplemented("trace_id_selector is not supported yet"));
+        return Err(QueryError::unimplemented(
+            "trace_id_selector is not supported yet",
+        ));
     }
     Ok(())
 }

@@ -8,7 +8,9 @@ pub fn filter(tree: &FunctionTree, call_site: &[&str]) -> FunctionTree {
     let view = tree.view();
     let mut node = FunctionTree::ROOT;
     for name in call_site {
-        let Some(id) = tree.lookup(name) else { return FunctionTree::new() };
+        let Some(id) = tree.lookup(name) else {
+            return FunctionTree::new();
+        };
         match view.children(node).iter().find(|&&c| tree.name_id(c) == id) {
             Some(&c) => node = c,
             None => return FunctionTree::new(),
@@ -39,8 +41,9 @@ mod tests {
 
     fn totals(t: &FunctionTree) -> Vec<(String, i64)> {
         let view = t.view();
-        let mut out: Vec<(String, i64)> =
-            (1..=t.node_count() as u32).map(|n| (t.path(n).join(";"), view.total(n))).collect();
+        let mut out: Vec<(String, i64)> = (1..=t.node_count() as u32)
+            .map(|n| (t.path(n).join(";"), view.total(n)))
+            .collect();
         out.sort();
         out
     }
@@ -56,7 +59,11 @@ mod tests {
         assert_eq!(f.total(), 4);
         assert_eq!(
             totals(&f),
-            vec![("main".into(), 4), ("main;a".into(), 4), ("main;a;x".into(), 3)]
+            vec![
+                ("main".into(), 4),
+                ("main;a".into(), 4),
+                ("main;a;x".into(), 3)
+            ]
         );
         assert!(filter(&t, &["main", "c"]).is_empty());
         assert!(filter(&t, &["nope"]).is_empty());

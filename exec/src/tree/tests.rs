@@ -52,7 +52,9 @@ fn random_stacks(seed: u64, count: usize, names: u64) -> Vec<(Vec<String>, i64)>
     (0..count)
         .map(|_| {
             let depth = 1 + rng.below(8) as usize;
-            let stack = (0..depth).map(|_| format!("fn_{}", rng.below(names))).collect();
+            let stack = (0..depth)
+                .map(|_| format!("fn_{}", rng.below(names)))
+                .collect();
             (stack, 1 + rng.below(100) as i64)
         })
         .collect()
@@ -185,7 +187,11 @@ fn tree_decode_rejects_bad_references() {
     let bad_name = [&header[..], &[0, 0, 2], &[1, 1, 2]].concat();
     assert!(matches!(
         FunctionTree::decode(&bad_name),
-        Err(TreeDecodeError::BadName { node: 2, name: 1, .. })
+        Err(TreeDecodeError::BadName {
+            node: 2,
+            name: 1,
+            ..
+        })
     ));
     assert_eq!(
         FunctionTree::decode(&[9, 0, 0]).unwrap_err(),
@@ -195,7 +201,9 @@ fn tree_decode_rejects_bad_references() {
         FunctionTree::decode(&[1, 1, 2, 0xff, 0xfe, 0]).unwrap_err(),
         TreeDecodeError::InvalidUtf8
     );
-    let overflow = [1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+    let overflow = [
+        1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+    ];
     assert_eq!(
         FunctionTree::decode(&overflow).unwrap_err(),
         TreeDecodeError::VarintOverflow
@@ -354,7 +362,10 @@ fn truncate_random_tree_keeps_exactly_the_nodes_at_or_above_the_threshold() {
     // Every `other` holds exactly the totals cut from its parent's children.
     for (path, &(own, total)) in cut.iter().filter(|(p, _)| p.ends_with("other")) {
         assert_eq!(own, total);
-        let parent = path.strip_suffix("other").unwrap_or("").trim_end_matches(';');
+        let parent = path
+            .strip_suffix("other")
+            .unwrap_or("")
+            .trim_end_matches(';');
         let cut_sum: i64 = full
             .iter()
             .filter(|(p, (_, t))| {
@@ -403,7 +414,9 @@ fn view_sorts_children_by_name_with_other_last() {
 fn tree_scale_ten_million_nodes() {
     let started = std::time::Instant::now();
     let mut tree = FunctionTree::new();
-    let names: Vec<u32> = (0..200_000).map(|i| tree.intern(&format!("fn_{i}"))).collect();
+    let names: Vec<u32> = (0..200_000)
+        .map(|i| tree.intern(&format!("fn_{i}")))
+        .collect();
     let mut rng = Rng(42);
     let mut node = FunctionTree::ROOT;
     while tree.node_count() < 10_000_000 {

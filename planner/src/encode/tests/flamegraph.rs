@@ -55,7 +55,11 @@ fn decode(fg: &FlameGraph) -> BTreeMap<String, (i64, i64)> {
                     *prev = name.clone();
                 }
                 _ => {
-                    assert_eq!(x, parent.0 + parent.2, "first child starts after parent self");
+                    assert_eq!(
+                        x,
+                        parent.0 + parent.2,
+                        "first child starts after parent self"
+                    );
                     cursor = Some((parent_at, x + total, name.clone()));
                 }
             }
@@ -190,7 +194,11 @@ fn flamegraph_decodes_to_the_tree_on_random_input() {
 
     for max_nodes in [1, 10, 500, 5000] {
         let fg = flamegraph(&tree, max_nodes);
-        assert_eq!(decode(&fg), node_map(&tree.truncate(max_nodes)), "{max_nodes}");
+        assert_eq!(
+            decode(&fg),
+            node_map(&tree.truncate(max_nodes)),
+            "{max_nodes}"
+        );
         assert_eq!(fg.total, tree.total());
     }
     // Encoding a tree the aggregate already cut, with no further cut, is the same as cutting
@@ -213,7 +221,9 @@ fn flamegraph_decodes_to_the_tree_on_random_input() {
 fn encode_scale_ten_million_nodes() {
     let started = std::time::Instant::now();
     let mut tree = FunctionTree::new();
-    let names: Vec<u32> = (0..200_000).map(|i| tree.intern(&format!("fn_{i}"))).collect();
+    let names: Vec<u32> = (0..200_000)
+        .map(|i| tree.intern(&format!("fn_{i}")))
+        .collect();
     let mut rng = Rng(42);
     let mut node = FunctionTree::ROOT;
     while tree.node_count() < 10_000_000 {

@@ -14,7 +14,11 @@ fn decode(profile: &Profile) -> BTreeMap<String, i64> {
             .location_id
             .iter()
             .map(|&id| {
-                let location = profile.location.iter().find(|l| l.id == id).expect("location");
+                let location = profile
+                    .location
+                    .iter()
+                    .find(|l| l.id == id)
+                    .expect("location");
                 assert_eq!(location.line.len(), 1);
                 let function_id = location.line[0].function_id;
                 let function = profile
@@ -44,15 +48,28 @@ fn leaf_paths(tree: &flamedb_exec::tree::FunctionTree) -> BTreeMap<String, i64> 
 #[test]
 fn pprof_small_tree() {
     let tree = tree_of(&[("main;run;work", 7), ("main;run", 2), ("main;idle", 1)]);
-    let profile = to_pprof(&tree, ("cpu", "nanoseconds"), ("cpu", "nanoseconds"), 10_000_000, 5, 60);
+    let profile = to_pprof(
+        &tree,
+        ("cpu", "nanoseconds"),
+        ("cpu", "nanoseconds"),
+        10_000_000,
+        5,
+        60,
+    );
     assert_eq!(profile.string_table[0], "");
     assert_eq!(profile.sample_type.len(), 1);
     let string = |i: i64| profile.string_table[i as usize].as_str();
     assert_eq!(string(profile.sample_type[0].r#type), "cpu");
     assert_eq!(string(profile.sample_type[0].unit), "nanoseconds");
     let period_type = profile.period_type.expect("period type");
-    assert_eq!((string(period_type.r#type), string(period_type.unit)), ("cpu", "nanoseconds"));
-    assert_eq!((profile.period, profile.time_nanos, profile.duration_nanos), (10_000_000, 5, 60));
+    assert_eq!(
+        (string(period_type.r#type), string(period_type.unit)),
+        ("cpu", "nanoseconds")
+    );
+    assert_eq!(
+        (profile.period, profile.time_nanos, profile.duration_nanos),
+        (10_000_000, 5, 60)
+    );
 
     assert_eq!(profile.sample.len(), 3);
     assert_eq!(profile.function.len(), 4);

@@ -30,9 +30,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_transport(true)
         .compile_fds_with_config(fds, config)?;
 
-    pbjson_build::Builder::new()
-        .register_descriptors(&descriptors)?
-        .ignore_unknown_fields()
-        .build(&[".google.v1", ".types.v1", ".push.v1", ".querier.v1"])?;
+    pbjson_build::Builder::new().register_descriptors(&descriptors)?.ignore_unknown_fields().build(&[
+        ".google.v1",
+        ".types.v1",
+        ".push.v1",
+        ".querier.v1",
+    ])?;
     Ok(())
 }

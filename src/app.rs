@@ -30,6 +30,9 @@ pub fn build(cfg: &Config) -> Api {
 pub async fn run(cfg: Config) -> Result<()> {
     std::fs::create_dir_all(&cfg.pyroscopedb.data_path)
         .with_context(|| format!("creating data directory {}", cfg.pyroscopedb.data_path.display()))?;
+    let data = &cfg.pyroscopedb.data_path;
+    flamedb_storage::open(&cfg.storage, data).context("opening the block storage")?;
+    tracing::info!(bucket = %cfg.storage.filesystem_dir(data).display(), "block storage ready");
     let api = build(&cfg);
     let addr = format!("{}:{}", cfg.server.http_listen_address, cfg.server.http_listen_port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;

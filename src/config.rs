@@ -165,6 +165,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub pyroscopedb: DbConfig,
     pub limits: LimitsConfig,
+    pub storage: flamedb_storage::StorageConfig,
 }
 
 impl Default for Config {
@@ -175,6 +176,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             pyroscopedb: DbConfig::default(),
             limits: LimitsConfig::default(),
+            storage: flamedb_storage::StorageConfig::default(),
         }
     }
 }
@@ -345,7 +347,8 @@ mod tests {
         assert!(c.multitenancy_enabled);
         assert_eq!(c.limits.query.max_query_length, Duration::from_secs(7200));
         assert_eq!(c.limits.ingest.max_label_names_per_series, 12);
-        let c = Config::load(&flags(&["-config.file", p, "-config.expand-env", "-server.http-listen-port=6060"])).unwrap();
+        let c =
+            Config::load(&flags(&["-config.file", p, "-config.expand-env", "-server.http-listen-port=6060"])).unwrap();
         assert_eq!(c.server.http_listen_port, 6060, "flags win over the file");
     }
 

@@ -45,7 +45,11 @@ impl Metrics {
         let requests = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.5, 12))
         });
-        registry.register("request_duration_seconds", "Time to answer HTTP, Connect and gRPC requests", requests.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Time to answer HTTP, Connect and gRPC requests",
+            requests.clone(),
+        );
         let received_compressed_bytes = Counter::default();
         registry.register(
             "distributor_received_compressed_bytes",

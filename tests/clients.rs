@@ -31,7 +31,10 @@ fn load(dir: &Path) -> Vec<Capture> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("capture dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("req")))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("req"))
+        })
         .collect();
     files.sort();
     files
@@ -255,7 +258,8 @@ async fn replay(client: &reqwest::Client, url: &str, tenant: &str, c: &Capture, 
             build_multipart(&ps, &b)
         } else {
             let prof = decode_pprof(&plain);
-            let types: Vec<String> = prof.sample_type.iter().map(|t| prof.string_table[t.r#type as usize].clone()).collect();
+            let types: Vec<String> =
+                prof.sample_type.iter().map(|t| prof.string_table[t.r#type as usize].clone()).collect();
             add_pprof(expect, &prof, &ingest_name(&types, None), spy);
             shift_pprof(&plain, shift_ns)
         }
@@ -275,7 +279,14 @@ async fn replay(client: &reqwest::Client, url: &str, tenant: &str, c: &Capture, 
     assert_eq!(status.as_u16(), 200, "{} {} for tenant {tenant}: {text}", c.method, c.path);
 }
 
-async fn select(client: &reqwest::Client, url: &str, tenant: &str, type_id: &str, start: i64, end: i64) -> q::FlameGraph {
+async fn select(
+    client: &reqwest::Client,
+    url: &str,
+    tenant: &str,
+    type_id: &str,
+    start: i64,
+    end: i64,
+) -> q::FlameGraph {
     let req = q::SelectMergeStacktracesRequest {
         profile_type_id: type_id.into(),
         label_selector: "{}".into(),
@@ -303,7 +314,12 @@ async fn every_client_capture_round_trips_to_an_exact_flame_graph() {
     let server = Server::start(&["-auth.multitenancy-enabled=true"]);
     let client = reqwest::Client::new();
     let now = now_nanos();
-    let mut folders: Vec<_> = std::fs::read_dir(fixtures()).expect("fixtures").filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut folders: Vec<_> = std::fs::read_dir(fixtures())
+        .expect("fixtures")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     folders.sort();
     assert!(folders.len() >= 7, "expected the client capture folders, got {folders:?}");
     let mut checked_nodes = 0usize;
@@ -329,7 +345,11 @@ async fn every_client_capture_round_trips_to_an_exact_flame_graph() {
             assert_eq!(fg.total, want_total, "{tenant} {type_id}: total");
             let keys: BTreeSet<&Vec<String>> = got.keys().chain(want.keys()).collect();
             let diff: Vec<_> = keys.into_iter().filter(|k| got.get(*k) != want.get(*k)).take(5).collect();
-            assert!(diff.is_empty(), "{tenant} {type_id}: nodes differ, e.g. {:?}", diff.iter().map(|k| (k, got.get(*k), want.get(*k))).collect::<Vec<_>>());
+            assert!(
+                diff.is_empty(),
+                "{tenant} {type_id}: nodes differ, e.g. {:?}",
+                diff.iter().map(|k| (k, got.get(*k), want.get(*k))).collect::<Vec<_>>()
+            );
             checked_nodes += want.len();
         }
         eprintln!("{tenant}: {} requests, {} profile types checked", captures.len(), expect.len());

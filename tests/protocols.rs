@@ -32,7 +32,10 @@ async fn setup() -> Setup {
     let server = Server::start(&[]);
     let client = reqwest::Client::new();
     let now = now_nanos();
-    let r = push_request(&[("__name__", "process_cpu"), ("service_name", "svc")], &build_pprof(("cpu", "nanoseconds"), STACKS, now));
+    let r = push_request(
+        &[("__name__", "process_cpu"), ("service_name", "svc")],
+        &build_pprof(("cpu", "nanoseconds"), STACKS, now),
+    );
     // pyroscope-rs gzips the whole Connect body.
     let resp = client
         .post(format!("{}/push.v1.PusherService/Push", server.url))
@@ -60,28 +63,77 @@ async fn connect_protocol_rules() {
     let r = s.client.get(format!("{url}/querier.v1.QuerierService/ProfileTypes")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 405);
     assert_eq!(r.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
-    let r = s.client.post(format!("{url}/querier.v1.QuerierService/ProfileTypes")).header("Content-Type", "text/plain").body("{}").send().await.unwrap();
+    let r = s
+        .client
+        .post(format!("{url}/querier.v1.QuerierService/ProfileTypes"))
+        .header("Content-Type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 415);
-    let r = s.client.post(format!("{url}/querier.v1.QuerierService/Nope")).header("Content-Type", "application/json").body("{}").send().await.unwrap();
+    let r = s
+        .client
+        .post(format!("{url}/querier.v1.QuerierService/Nope"))
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
     // An empty JSON body is invalid; an empty proto body is an empty message.
-    let r = s.client.post(format!("{url}/querier.v1.QuerierService/ProfileTypes")).header("Content-Type", "application/json").send().await.unwrap();
+    let r = s
+        .client
+        .post(format!("{url}/querier.v1.QuerierService/ProfileTypes"))
+        .header("Content-Type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["code"], json!("invalid_argument"));
-    let r = s.client.post(format!("{url}/querier.v1.QuerierService/ProfileTypes")).header("Content-Type", "application/proto").send().await.unwrap();
+    let r = s
+        .client
+        .post(format!("{url}/querier.v1.QuerierService/ProfileTypes"))
+        .header("Content-Type", "application/proto")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // Connect-Protocol-Version must be 1 when present.
-    let r = s.client.post(format!("{url}/querier.v1.QuerierService/ProfileTypes")).header("Content-Type", "application/json").header("Connect-Protocol-Version", "2").body("{}").send().await.unwrap();
+    let r = s
+        .client
+        .post(format!("{url}/querier.v1.QuerierService/ProfileTypes"))
+        .header("Content-Type", "application/json")
+        .header("Connect-Protocol-Version", "2")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     // int64 as strings on output, lowerCamelCase names, proto names accepted on input.
-    let (st, v) = connect_json(&s.client, url, "SelectMergeStacktraces", None, json!({"profile_typeID": CPU, "label_selector": "{}", "start": s.start.to_string(), "end": s.end})).await;
+    let (st, v) = connect_json(
+        &s.client,
+        url,
+        "SelectMergeStacktraces",
+        None,
+        json!({"profile_typeID": CPU, "label_selector": "{}", "start": s.start.to_string(), "end": s.end}),
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["flamegraph"]["total"], json!("100"));
     assert!(v["flamegraph"]["maxSelf"].is_string());
     // gzip'd request body on a query, gzip'd response for clients that accept it.
     let body = gzip(s.select().to_string().as_bytes());
-    let r = s.client.post(format!("{url}/querier.v1.QuerierService/SelectMergeStacktraces")).header("Content-Type", "application/json").header("Content-Encoding", "gzip").body(body).send().await.unwrap();
+    let r = s
+        .client
+        .post(format!("{url}/querier.v1.QuerierService/SelectMergeStacktraces"))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["flamegraph"]["total"], json!("100"));
@@ -92,15 +144,36 @@ async fn query_validation_answers_400() {
     let s = setup().await;
     let url = &s.server.url;
     let cases = [
-        ("SelectMergeStacktraces", json!({"profileTypeID": CPU, "labelSelector": "{}", "start": "now-1h", "end": s.end})),
+        (
+            "SelectMergeStacktraces",
+            json!({"profileTypeID": CPU, "labelSelector": "{}", "start": "now-1h", "end": s.end}),
+        ),
         ("SelectMergeStacktraces", json!({"profileTypeID": CPU, "labelSelector": "{}"})),
-        ("SelectMergeStacktraces", json!({"profileTypeID": CPU, "labelSelector": "{}", "start": s.end, "end": s.start})),
-        ("SelectMergeStacktraces", json!({"profileTypeID": CPU, "labelSelector": "{}", "start": s.end - 25 * 3_600_000, "end": s.end})),
-        ("SelectMergeStacktraces", json!({"profileTypeID": "cpu", "labelSelector": "{}", "start": s.start, "end": s.end})),
+        (
+            "SelectMergeStacktraces",
+            json!({"profileTypeID": CPU, "labelSelector": "{}", "start": s.end, "end": s.start}),
+        ),
+        (
+            "SelectMergeStacktraces",
+            json!({"profileTypeID": CPU, "labelSelector": "{}", "start": s.end - 25 * 3_600_000, "end": s.end}),
+        ),
+        (
+            "SelectMergeStacktraces",
+            json!({"profileTypeID": "cpu", "labelSelector": "{}", "start": s.start, "end": s.end}),
+        ),
         ("SelectMergeStacktraces", json!({"profileTypeID": CPU, "labelSelector": "", "start": s.start, "end": s.end})),
-        ("SelectMergeStacktraces", json!({"profileTypeID": CPU, "labelSelector": "{a=", "start": s.start, "end": s.end})),
-        ("SelectMergeStacktraces", json!({"profileTypeID": CPU, "labelSelector": "{}", "start": s.start, "end": s.end, "maxNodes": 1_048_577})),
-        ("SelectSeries", json!({"profileTypeID": CPU, "labelSelector": "{}", "start": s.start, "end": s.end, "step": 0})),
+        (
+            "SelectMergeStacktraces",
+            json!({"profileTypeID": CPU, "labelSelector": "{a=", "start": s.start, "end": s.end}),
+        ),
+        (
+            "SelectMergeStacktraces",
+            json!({"profileTypeID": CPU, "labelSelector": "{}", "start": s.start, "end": s.end, "maxNodes": 1_048_577}),
+        ),
+        (
+            "SelectSeries",
+            json!({"profileTypeID": CPU, "labelSelector": "{}", "start": s.start, "end": s.end, "step": 0}),
+        ),
         ("LabelValues", json!({"name": "", "start": s.start, "end": s.end})),
     ];
     for (method, body) in cases {
@@ -111,7 +184,14 @@ async fn query_validation_answers_400() {
     }
     // A range wholly before the lookback is an empty success.
     let old = s.start - 8 * 24 * 3_600_000;
-    let (st, v) = connect_json(&s.client, url, "SelectMergeStacktraces", None, json!({"profileTypeID": CPU, "labelSelector": "{}", "start": old, "end": old + 1000})).await;
+    let (st, v) = connect_json(
+        &s.client,
+        url,
+        "SelectMergeStacktraces",
+        None,
+        json!({"profileTypeID": CPU, "labelSelector": "{}", "start": old, "end": old + 1000}),
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(v["flamegraph"]["names"], json!(["total"]));
 }
@@ -157,20 +237,42 @@ async fn formats_and_truncation() {
 async fn grpc_and_grpc_web_on_the_same_port() {
     let s = setup().await;
     let mut querier = QuerierServiceClient::connect(s.server.url.clone()).await.expect("grpc connect");
-    let types = querier.profile_types(q::ProfileTypesRequest { start: s.start, end: s.end }).await.expect("grpc").into_inner();
+    let types =
+        querier.profile_types(q::ProfileTypesRequest { start: s.start, end: s.end }).await.expect("grpc").into_inner();
     assert_eq!(types.profile_types.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), vec![CPU]);
-    let req = q::SelectMergeStacktracesRequest { profile_type_id: CPU.into(), label_selector: "{}".into(), start: s.start, end: s.end, ..Default::default() };
+    let req = q::SelectMergeStacktracesRequest {
+        profile_type_id: CPU.into(),
+        label_selector: "{}".into(),
+        start: s.start,
+        end: s.end,
+        ..Default::default()
+    };
     let fg = querier.select_merge_stacktraces(req.clone()).await.expect("grpc").into_inner().flamegraph.expect("fg");
     let levels: Vec<Vec<i64>> = fg.levels.iter().map(|l| l.values.clone()).collect();
     assert_eq!(flamegraph_tree(&fg.names, &levels), stacks_tree(STACKS));
     // A gRPC error carries the status code.
-    let bad = querier.select_merge_stacktraces(q::SelectMergeStacktracesRequest { profile_type_id: "x".into(), ..req.clone() }).await.unwrap_err();
+    let bad = querier
+        .select_merge_stacktraces(q::SelectMergeStacktracesRequest { profile_type_id: "x".into(), ..req.clone() })
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     // Push over gRPC.
     let mut pusher = PusherServiceClient::connect(s.server.url.clone()).await.expect("grpc connect");
     let p = build_pprof(("cpu", "nanoseconds"), &[(&["grpc_main"], 7)], now_nanos());
-    pusher.push(push_request(&[("__name__", "process_cpu"), ("service_name", "grpc-svc")], &p)).await.expect("grpc push");
-    let values = querier.label_values(t::LabelValuesRequest { name: "service_name".into(), matchers: vec![], start: s.start, end: s.end }).await.unwrap().into_inner();
+    pusher
+        .push(push_request(&[("__name__", "process_cpu"), ("service_name", "grpc-svc")], &p))
+        .await
+        .expect("grpc push");
+    let values = querier
+        .label_values(t::LabelValuesRequest {
+            name: "service_name".into(),
+            matchers: vec![],
+            start: s.start,
+            end: s.end,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(values.names, vec!["grpc-svc", "svc"]);
 
     // gRPC-Web: an enveloped request, a data frame and a trailer frame in the body.
@@ -178,7 +280,15 @@ async fn grpc_and_grpc_web_on_the_same_port() {
     let mut framed = vec![0u8];
     framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
     framed.extend_from_slice(&msg);
-    let r = s.client.post(format!("{}/querier.v1.QuerierService/ProfileTypes", s.server.url)).header("Content-Type", "application/grpc-web+proto").header("X-Grpc-Web", "1").body(framed).send().await.unwrap();
+    let r = s
+        .client
+        .post(format!("{}/querier.v1.QuerierService/ProfileTypes", s.server.url))
+        .header("Content-Type", "application/grpc-web+proto")
+        .header("X-Grpc-Web", "1")
+        .body(framed)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let body = r.bytes().await.unwrap();
     assert_eq!(body[0], 0, "first frame is data");
@@ -200,7 +310,8 @@ async fn operational_endpoints() {
     assert!(m.contains("flamedb_distributor_received_profiles_total 1"), "{m}");
     assert!(m.contains("flamedb_head_series"), "{m}");
     assert!(m.contains("flamedb_request_duration_seconds"), "{m}");
-    let b: serde_json::Value = s.client.get(format!("{url}/api/v1/status/buildinfo")).send().await.unwrap().json().await.unwrap();
+    let b: serde_json::Value =
+        s.client.get(format!("{url}/api/v1/status/buildinfo")).send().await.unwrap().json().await.unwrap();
     assert_eq!(b["status"], json!("success"));
     assert_eq!(b["data"]["version"], json!(env!("CARGO_PKG_VERSION")));
 }

@@ -51,7 +51,11 @@ impl Setup {
 
     async fn flamegraph_total(&self, tenant: &str, type_id: &str) -> (Tree, i64) {
         let (st, v) = self
-            .json("SelectMergeStacktraces", Some(tenant), self.range(json!({"profileTypeID": type_id, "labelSelector": "{}"})))
+            .json(
+                "SelectMergeStacktraces",
+                Some(tenant),
+                self.range(json!({"profileTypeID": type_id, "labelSelector": "{}"})),
+            )
             .await;
         assert_eq!(st, 200, "{v}");
         json_flamegraph_tree(&v["flamegraph"])
@@ -65,18 +69,34 @@ impl Setup {
             end: self.end,
             ..Default::default()
         };
-        let (st, body) =
-            connect_proto(&self.client, &self.server.url, "/querier.v1.QuerierService/SelectMergeProfile", Some(tenant), &req).await;
+        let (st, body) = connect_proto(
+            &self.client,
+            &self.server.url,
+            "/querier.v1.QuerierService/SelectMergeProfile",
+            Some(tenant),
+            &req,
+        )
+        .await;
         assert_eq!(st, 200);
         Profile::decode(body).expect("pprof").sample.iter().map(|s| s.value[0]).sum()
     }
 
     async fn series_total(&self, tenant: &str, type_id: &str) -> f64 {
         let (st, v) = self
-            .json("SelectSeries", Some(tenant), self.range(json!({"profileTypeID": type_id, "labelSelector": "{}", "step": 60})))
+            .json(
+                "SelectSeries",
+                Some(tenant),
+                self.range(json!({"profileTypeID": type_id, "labelSelector": "{}", "step": 60})),
+            )
             .await;
         assert_eq!(st, 200, "{v}");
-        v["series"].as_array().into_iter().flatten().flat_map(|s| s["points"].as_array().into_iter().flatten()).map(|p| p["value"].as_f64().unwrap_or(0.0)).sum()
+        v["series"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["points"].as_array().into_iter().flatten())
+            .map(|p| p["value"].as_f64().unwrap_or(0.0))
+            .sum()
     }
 }
 
@@ -113,7 +133,8 @@ async fn each_query_method_sees_only_its_tenant() {
     assert_eq!(strings(&ab, "names"), vec!["svc-a", "svc-b"]);
 
     // Series
-    let (_, a) = s.json("Series", Some("alpha"), s.range(json!({"labelNames": ["service_name", "__profile_type__"]}))).await;
+    let (_, a) =
+        s.json("Series", Some("alpha"), s.range(json!({"labelNames": ["service_name", "__profile_type__"]}))).await;
     let sets = a["labelsSet"].as_array().cloned().unwrap_or_default();
     assert_eq!(sets.len(), 1, "{a}");
     assert!(sets[0].to_string().contains("svc-a") && !a.to_string().contains("svc-b"));
@@ -144,8 +165,19 @@ async fn each_query_method_sees_only_its_tenant() {
 #[tokio::test]
 async fn missing_or_invalid_tenant_is_401_everywhere() {
     let s = setup().await;
-    for method in ["ProfileTypes", "LabelNames", "LabelValues", "Series", "SelectMergeStacktraces", "SelectMergeProfile", "SelectSeries", "GetProfileStats"] {
-        let (st, v) = s.json(method, None, s.range(json!({"name": "x", "profileTypeID": CPU, "labelSelector": "{}", "step": 60}))).await;
+    for method in [
+        "ProfileTypes",
+        "LabelNames",
+        "LabelValues",
+        "Series",
+        "SelectMergeStacktraces",
+        "SelectMergeProfile",
+        "SelectSeries",
+        "GetProfileStats",
+    ] {
+        let (st, v) = s
+            .json(method, None, s.range(json!({"name": "x", "profileTypeID": CPU, "labelSelector": "{}", "step": 60})))
+            .await;
         assert_eq!(st, 401, "{method}: {v}");
         assert_eq!(v["code"], json!("unauthenticated"), "{method}");
         let (st, _) = s.json(method, Some("bad/tenant"), s.range(json!({"profileTypeID": CPU}))).await;
@@ -156,6 +188,7 @@ async fn missing_or_invalid_tenant_is_401_everywhere() {
     assert_eq!(st, 401);
     let (st, _) = connect_proto(&s.client, &s.server.url, "/push.v1.PusherService/Push", Some("a|b"), &r).await;
     assert_eq!(st, 401, "writes go to exactly one tenant");
-    let resp = s.client.post(format!("{}/ingest?name=app.cpu", s.server.url)).body("a;b 1\n").send().await.expect("send");
+    let resp =
+        s.client.post(format!("{}/ingest?name=app.cpu", s.server.url)).body("a;b 1\n").send().await.expect("send");
     assert_eq!(resp.status().as_u16(), 401);
 }

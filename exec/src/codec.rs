@@ -46,9 +46,8 @@ impl PhysicalExtensionCodec for FlamedbCodec {
         if !inputs.is_empty() {
             return internal_err!("HeadScanExec has no inputs, got {}", inputs.len());
         }
-        let node = pb::HeadScanNode::decode(buf).map_err(|e| {
-            datafusion::common::DataFusionError::Internal(format!("decoding HeadScanNode: {e}"))
-        })?;
+        let node = pb::HeadScanNode::decode(buf)
+            .map_err(|e| datafusion::common::DataFusionError::Internal(format!("decoding HeadScanNode: {e}")))?;
         let table = match pb::HeadTable::try_from(node.table) {
             Ok(pb::HeadTable::Samples) => HeadTable::Samples,
             Ok(pb::HeadTable::Profiles) => HeadTable::Profiles,
@@ -69,14 +68,8 @@ impl PhysicalExtensionCodec for FlamedbCodec {
                     .map_err(|e| datafusion::common::DataFusionError::External(Box::new(e)))?,
             );
         }
-        let filter = ScanFilter {
-            matchers,
-            min_time_nanos: f.min_time_nanos,
-            max_time_nanos: f.max_time_nanos,
-        };
-        let projection = node
-            .projection
-            .map(|p| p.columns.into_iter().map(|c| c as usize).collect());
+        let filter = ScanFilter { matchers, min_time_nanos: f.min_time_nanos, max_time_nanos: f.max_time_nanos };
+        let projection = node.projection.map(|p| p.columns.into_iter().map(|c| c as usize).collect());
         let partitions = usize::try_from(node.partitions).unwrap_or(1);
         Ok(Arc::new(HeadScanExec::try_new(
             self.head.clone(),
@@ -105,9 +98,7 @@ impl PhysicalExtensionCodec for FlamedbCodec {
                 HeadTable::Samples => pb::HeadTable::Samples as i32,
                 HeadTable::Profiles => pb::HeadTable::Profiles as i32,
             },
-            projection: scan.projection().map(|p| pb::Projection {
-                columns: p.iter().map(|&c| c as u32).collect(),
-            }),
+            projection: scan.projection().map(|p| pb::Projection { columns: p.iter().map(|&c| c as u32).collect() }),
             filter: Some(pb::ScanFilter {
                 matchers: f
                     .matchers
@@ -129,8 +120,7 @@ impl PhysicalExtensionCodec for FlamedbCodec {
             limit: scan.limit().map(|l| l as u64),
             partitions: scan.partitions() as u64,
         };
-        msg.encode(buf)
-            .map_err(|e| datafusion::common::DataFusionError::Internal(e.to_string()))
+        msg.encode(buf).map_err(|e| datafusion::common::DataFusionError::Internal(e.to_string()))
     }
 
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {

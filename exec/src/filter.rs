@@ -21,11 +21,7 @@ pub struct ScanFilter {
 
 impl Default for ScanFilter {
     fn default() -> Self {
-        Self {
-            matchers: Vec::new(),
-            min_time_nanos: i64::MIN,
-            max_time_nanos: i64::MAX,
-        }
+        Self { matchers: Vec::new(), min_time_nanos: i64::MIN, max_time_nanos: i64::MAX }
     }
 }
 
@@ -55,18 +51,12 @@ fn anchored(re: &str) -> Expr {
 
 /// A nanosecond timestamp literal of the `time` columns' type.
 pub fn time_lit(nanos: i64) -> Expr {
-    Expr::Literal(
-        ScalarValue::TimestampNanosecond(Some(nanos), Some(TIME_ZONE.into())),
-        None,
-    )
+    Expr::Literal(ScalarValue::TimestampNanosecond(Some(nanos), Some(TIME_ZONE.into())), None)
 }
 
 /// `time >= min AND time <= max` as two conjuncts.
 pub fn time_range_exprs(min_nanos: i64, max_nanos: i64) -> Vec<Expr> {
-    vec![
-        col(c::TIME).gt_eq(time_lit(min_nanos)),
-        col(c::TIME).lt_eq(time_lit(max_nanos)),
-    ]
+    vec![col(c::TIME).gt_eq(time_lit(min_nanos)), col(c::TIME).lt_eq(time_lit(max_nanos))]
 }
 
 impl ScanFilter {
@@ -89,27 +79,14 @@ impl ScanFilter {
                     _ => false,
                 }
             }
-            Expr::InList(InList {
-                expr,
-                list,
-                negated,
-            }) => {
-                let (Some(name), Some(values)) = (
-                    label_name(expr),
-                    list.iter().map(string).collect::<Option<Vec<_>>>(),
-                ) else {
+            Expr::InList(InList { expr, list, negated }) => {
+                let (Some(name), Some(values)) =
+                    (label_name(expr), list.iter().map(string).collect::<Option<Vec<_>>>())
+                else {
                     return false;
                 };
-                let alternation = values
-                    .iter()
-                    .map(|v| regex::escape(v))
-                    .collect::<Vec<_>>()
-                    .join("|");
-                let op = if *negated {
-                    MatchOp::NotRegex
-                } else {
-                    MatchOp::Regex
-                };
+                let alternation = values.iter().map(|v| regex::escape(v)).collect::<Vec<_>>().join("|");
+                let op = if *negated { MatchOp::NotRegex } else { MatchOp::Regex };
                 match Matcher::new(op, name, alternation) {
                     Ok(m) => {
                         self.matchers.push(m);
@@ -178,10 +155,7 @@ impl ScanFilter {
 /// The matcher pattern equivalent to a DataFusion regex: ours come back as they went in; any other
 /// is a substring search, which an anchored matcher expresses as `.*(?:re).*`.
 fn unanchor(re: &str) -> String {
-    match re
-        .strip_prefix(ANCHOR_START)
-        .and_then(|r| r.strip_suffix(ANCHOR_END))
-    {
+    match re.strip_prefix(ANCHOR_START).and_then(|r| r.strip_suffix(ANCHOR_END)) {
         Some(inner) => inner.to_string(),
         None => format!(".*(?:{re}).*"),
     }
@@ -204,9 +178,7 @@ fn label_name(e: &Expr) -> Option<String> {
 fn string(e: &Expr) -> Option<String> {
     match e {
         Expr::Literal(
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::LargeUtf8(Some(s))
-            | ScalarValue::Utf8View(Some(s)),
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
             _,
         ) => Some(s.clone()),
         _ => None,
@@ -233,12 +205,9 @@ mod tests {
 
     #[test]
     fn matcher_round_trip() {
-        for (op, v) in [
-            (MatchOp::Equal, "a"),
-            (MatchOp::NotEqual, "b"),
-            (MatchOp::Regex, "c.*"),
-            (MatchOp::NotRegex, "d|e"),
-        ] {
+        for (op, v) in
+            [(MatchOp::Equal, "a"), (MatchOp::NotEqual, "b"), (MatchOp::Regex, "c.*"), (MatchOp::NotRegex, "d|e")]
+        {
             let m = Matcher::new(op, "service_name", v).unwrap();
             let mut f = ScanFilter::default();
             assert!(f.add(&matcher_expr(&m)), "{m}");
@@ -263,11 +232,7 @@ mod tests {
 
     #[test]
     fn foreign_regex_is_a_substring_search() {
-        let e = binary(
-            label_udf().call(vec![col(c::LABELS), lit("a")]),
-            Operator::RegexMatch,
-            lit("oo"),
-        );
+        let e = binary(label_udf().call(vec![col(c::LABELS), lit("a")]), Operator::RegexMatch, lit("oo"));
         let mut f = ScanFilter::default();
         assert!(f.add(&e));
         assert!(f.matchers[0].matches("foobar"));

@@ -27,11 +27,7 @@ pub struct HeadTableProvider {
 impl HeadTableProvider {
     /// A table over `tenants` (a read of several tenants sees their union).
     pub fn new(head: Arc<Head>, tenants: Vec<String>, table: HeadTable) -> Self {
-        Self {
-            head,
-            tenants,
-            table,
-        }
+        Self { head, tenants, table }
     }
 }
 
@@ -67,10 +63,7 @@ impl TableProvider for HeadTableProvider {
         )?))
     }
 
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
             .map(|e| {

@@ -15,9 +15,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use flamedb_ingest::head::columns::Chunk;
 use flamedb_ingest::head::{Head, TenantHead};
 use futures::stream;
@@ -63,17 +61,7 @@ impl HeadScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Ok(Self {
-            head,
-            tenants,
-            table,
-            projection,
-            filter,
-            limit,
-            partitions,
-            schema,
-            properties,
-        })
+        Ok(Self { head, tenants, table, projection, filter, limit, partitions, schema, properties })
     }
 
     pub fn head(&self) -> &Arc<Head> {
@@ -137,10 +125,7 @@ impl HeadScanExec {
             out.extend(
                 mine.into_iter()
                     .filter(|c| !c.series.is_disjoint(&ctx.selected))
-                    .map(|chunk| Work {
-                        tenant: ctx.clone(),
-                        chunk,
-                    }),
+                    .map(|chunk| Work { tenant: ctx.clone(), chunk }),
             );
         }
         out
@@ -162,11 +147,7 @@ impl TenantScan {
         for id in &selected {
             mask[id as usize] = true;
         }
-        Self {
-            head,
-            selected,
-            mask,
-        }
+        Self { head, selected, mask }
     }
 }
 
@@ -177,27 +158,13 @@ struct Work {
 
 impl DisplayAs for HeadScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "HeadScanExec: table={}, tenants={:?}",
-            self.table.name(),
-            self.tenants
-        )?;
+        write!(f, "HeadScanExec: table={}, tenants={:?}", self.table.name(), self.tenants)?;
         if !self.filter.matchers.is_empty() {
-            let m: Vec<String> = self
-                .filter
-                .matchers
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let m: Vec<String> = self.filter.matchers.iter().map(ToString::to_string).collect();
             write!(f, ", matchers=[{}]", m.join(", "))?;
         }
         if self.filter.min_time_nanos > i64::MIN || self.filter.max_time_nanos < i64::MAX {
-            write!(
-                f,
-                ", time=[{}, {}]",
-                self.filter.min_time_nanos, self.filter.max_time_nanos
-            )?;
+            write!(f, ", time=[{}, {}]", self.filter.min_time_nanos, self.filter.max_time_nanos)?;
         }
         if let Some(p) = &self.projection {
             write!(f, ", projection={p:?}")?;
@@ -229,24 +196,15 @@ impl ExecutionPlan for HeadScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
-    fn execute(
-        &self,
-        partition: usize,
-        _ctx: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
+    fn execute(&self, partition: usize, _ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let work = self.work(partition);
         let (min, max) = (self.filter.min_time_nanos, self.filter.max_time_nanos);
-        let projection: Vec<usize> = self
-            .projection
-            .clone()
-            .unwrap_or_else(|| (0..self.table.schema().fields().len()).collect());
+        let projection: Vec<usize> =
+            self.projection.clone().unwrap_or_else(|| (0..self.table.schema().fields().len()).collect());
         let schema = self.schema.clone();
         let mut remaining = self.limit.unwrap_or(usize::MAX);
         let batches = work.into_iter().filter_map(move |w| {
@@ -266,10 +224,7 @@ impl ExecutionPlan for HeadScanExec {
                 Err(e) => Some(Err(e)),
             }
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema.clone(),
-            stream::iter(batches),
-        )))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream::iter(batches))))
     }
 
     fn supports_limit_pushdown(&self) -> bool {
@@ -301,13 +256,7 @@ const TENANT_COL: usize = 0;
 const SERIES_COL: usize = 1;
 const LABELS_COL: usize = 2;
 
-fn scan_chunk(
-    w: &Work,
-    min: i64,
-    max: i64,
-    projection: &[usize],
-    schema: &SchemaRef,
-) -> Result<Option<RecordBatch>> {
+fn scan_chunk(w: &Work, min: i64, max: i64, projection: &[usize], schema: &SchemaRef) -> Result<Option<RecordBatch>> {
     let batch = &w.chunk.batch;
     let all_series = w.chunk.series.is_subset(&w.tenant.selected);
     let all_time = w.chunk.min_time_nanos >= min && w.chunk.max_time_nanos <= max;
@@ -321,9 +270,7 @@ fn scan_chunk(
             .values()
             .iter()
             .zip(time.values().iter())
-            .map(|(&s, &t)| {
-                Some(mask.get(s as usize).copied().unwrap_or(false) && t >= min && t <= max)
-            })
+            .map(|(&s, &t)| Some(mask.get(s as usize).copied().unwrap_or(false) && t >= min && t <= max))
             .collect();
         filter_record_batch(batch, &keep)?
     };
@@ -333,21 +280,14 @@ fn scan_chunk(
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(projection.len());
     for &i in projection {
         columns.push(match i {
-            TENANT_COL => Arc::new(StringArray::from(vec![
-                w.tenant.head.id.as_str();
-                batch.num_rows()
-            ])),
+            TENANT_COL => Arc::new(StringArray::from(vec![w.tenant.head.id.as_str(); batch.num_rows()])),
             LABELS_COL => labels_column(&w.tenant.head, batch.column(0))?,
             SERIES_COL => batch.column(0).clone(),
             i => batch.column(i - 2).clone(),
         });
     }
     let opts = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    Ok(Some(RecordBatch::try_new_with_options(
-        schema.clone(),
-        columns,
-        &opts,
-    )?))
+    Ok(Some(RecordBatch::try_new_with_options(schema.clone(), columns, &opts)?))
 }
 
 /// The `labels` map of every row, from the series index (looked up once per distinct series).

@@ -101,13 +101,12 @@ impl Distributor {
             let labels: Vec<(String, String)> =
                 series.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect();
             for sample in &series.samples {
-                let res = self.push_raw(tenant, &labels, &sample.raw_profile, &sample.id, now_nanos, &mut decoded_total);
+                let res =
+                    self.push_raw(tenant, &labels, &sample.raw_profile, &sample.id, now_nanos, &mut decoded_total);
                 match res {
                     Ok(s) => stats.add(s),
-                    Err(e) => failures.push((
-                        e.kind(),
-                        format!("push series with index {i} and id {:?} failed: {e}", sample.id),
-                    )),
+                    Err(e) => failures
+                        .push((e.kind(), format!("push series with index {i} and id {:?} failed: {e}", sample.id))),
                 }
             }
         }

@@ -167,9 +167,7 @@ fn base_labels(pairs: &[(String, String)]) -> Result<Labels, ValidationError> {
     let mut ls = Labels::from_pairs(
         pairs
             .iter()
-            .filter(|(k, v)| {
-                !v.is_empty() && !matches!(k.as_str(), labels::DELTA | labels::OTEL | labels::SESSION_ID)
-            })
+            .filter(|(k, v)| !v.is_empty() && !matches!(k.as_str(), labels::DELTA | labels::OTEL | labels::SESSION_ID))
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
     if ls.get(labels::METRIC_NAME).is_none_or(str::is_empty) {
@@ -285,11 +283,7 @@ impl IdIndex {
     }
 
     fn get(&self, id: u64, len: usize) -> Option<u32> {
-        if self.dense {
-            (id >= 1 && id <= len as u64).then(|| (id - 1) as u32)
-        } else {
-            self.map.get(&id).copied()
-        }
+        if self.dense { (id >= 1 && id <= len as u64).then(|| (id - 1) as u32) } else { self.map.get(&id).copied() }
     }
 }
 
@@ -397,7 +391,8 @@ fn group_samples(p: &Profile, _limits: &Limits) -> Result<Vec<Group>, Validation
                 for (name, &id) in &canon {
                     names[id as usize] = name;
                 }
-                let labels = key.iter().map(|&(k, v)| (names[k as usize].to_string(), names[v as usize].to_string())).collect();
+                let labels =
+                    key.iter().map(|&(k, v)| (names[k as usize].to_string(), names[v as usize].to_string())).collect();
                 groups.push(Group { labels, samples: Vec::new() });
                 by_key.insert(key, groups.len() - 1);
                 groups.len() - 1
@@ -417,7 +412,10 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000_000_000;
 
     /// A pprof with two sample types (samples/count, cpu/nanoseconds) and stacks given root first.
-    fn profile(stacks: &[(&[&str], [i64; 2], &[(&str, &str)])]) -> Profile {
+    /// (root-first frames, [samples, cpu] values, sample labels)
+    type TestSample<'a> = (&'a [&'a str], [i64; 2], &'a [(&'a str, &'a str)]);
+
+    fn profile(stacks: &[TestSample]) -> Profile {
         let mut st = vec![String::new()];
         let mut intern = |x: &str| match st.iter().position(|s| s == x) {
             Some(i) => i as i64,
@@ -451,7 +449,8 @@ mod tests {
                 });
                 ids.push(id * 2);
             }
-            let label = lbls.iter().map(|(k, v)| Label { key: intern(k), str: intern(v), ..Default::default() }).collect();
+            let label =
+                lbls.iter().map(|(k, v)| Label { key: intern(k), str: intern(v), ..Default::default() }).collect();
             p.sample.push(Sample { location_id: ids, value: values.to_vec(), label });
         }
         p.string_table = st;

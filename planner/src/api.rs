@@ -35,9 +35,7 @@ pub struct Querier {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Parses the `matchers` of label requests; several selectors are ANDed (Pyroscope v2).
@@ -58,9 +56,7 @@ fn parse_profile_type(id: &str) -> Result<ProfileType> {
 
 fn parse_label_selector(s: &str) -> Result<Vec<Matcher>> {
     if s.is_empty() {
-        return Err(QueryError::invalid(
-            "label selector is required (use {} for all series)",
-        ));
+        return Err(QueryError::invalid("label selector is required (use {} for all series)"));
     }
     parse_selector(s).map_err(|e| QueryError::invalid(e.to_string()))
 }
@@ -79,21 +75,11 @@ impl Querier {
     }
 
     /// Series ids per tenant matching `matchers` in `range`.
-    fn select_ids(
-        &self,
-        tenants: &[String],
-        matchers: &[Matcher],
-        range: TimeRange,
-    ) -> Vec<(String, RoaringBitmap)> {
+    fn select_ids(&self, tenants: &[String], matchers: &[Matcher], range: TimeRange) -> Vec<(String, RoaringBitmap)> {
         let (min, max) = range.nanos();
         tenants
             .iter()
-            .filter_map(|t| {
-                self.engine
-                    .head()
-                    .tenant(t)
-                    .map(|h| (t.clone(), h.select_series(matchers, min, max)))
-            })
+            .filter_map(|t| self.engine.head().tenant(t).map(|h| (t.clone(), h.select_series(matchers, min, max))))
             .collect()
     }
 
@@ -113,10 +99,7 @@ impl Querier {
         let now = now_ms();
         // Both ends missing: the last hour (Grafana's health check sends no range).
         let range = if req.start == 0 && req.end == 0 {
-            Some(TimeRange {
-                start_ms: now - 3_600_000,
-                end_ms: now,
-            })
+            Some(TimeRange { start_ms: now - 3_600_000, end_ms: now })
         } else {
             self.limits.check_label_range(req.start, req.end, now)?
         };
@@ -125,9 +108,7 @@ impl Querier {
         };
         let mut ids = BTreeSet::new();
         for (tenant, sel) in self.select_ids(&ctx.tenants, &[], range) {
-            if let Some(v) =
-                self.with_index(&tenant, |idx| idx.label_values(labels::PROFILE_TYPE, &sel))
-            {
+            if let Some(v) = self.with_index(&tenant, |idx| idx.label_values(labels::PROFILE_TYPE, &sel)) {
                 ids.extend(v);
             }
         }
@@ -148,16 +129,9 @@ impl Querier {
         Ok(q::ProfileTypesResponse { profile_types })
     }
 
-    pub async fn label_names(
-        &self,
-        ctx: &RequestContext,
-        req: t::LabelNamesRequest,
-    ) -> Result<t::LabelNamesResponse> {
+    pub async fn label_names(&self, ctx: &RequestContext, req: t::LabelNamesRequest) -> Result<t::LabelNamesResponse> {
         let matchers = parse_matcher_sets(&req.matchers)?;
-        let Some(range) = self
-            .limits
-            .check_label_range(req.start, req.end, now_ms())?
-        else {
+        let Some(range) = self.limits.check_label_range(req.start, req.end, now_ms())? else {
             return Ok(t::LabelNamesResponse::default());
         };
         let mut names = BTreeSet::new();
@@ -166,10 +140,7 @@ impl Querier {
                 names.extend(v);
             }
         }
-        let names = names
-            .into_iter()
-            .filter(|n| ctx.utf8_label_names || is_legacy_label_name(n))
-            .collect();
+        let names = names.into_iter().filter(|n| ctx.utf8_label_names || is_legacy_label_name(n)).collect();
         Ok(t::LabelNamesResponse { names })
     }
 
@@ -182,10 +153,7 @@ impl Querier {
             return Err(QueryError::invalid("name is required"));
         }
         let matchers = parse_matcher_sets(&req.matchers)?;
-        let Some(range) = self
-            .limits
-            .check_label_range(req.start, req.end, now_ms())?
-        else {
+        let Some(range) = self.limits.check_label_range(req.start, req.end, now_ms())? else {
             return Ok(t::LabelValuesResponse::default());
         };
         let mut values = BTreeSet::new();
@@ -194,21 +162,12 @@ impl Querier {
                 values.extend(v);
             }
         }
-        Ok(t::LabelValuesResponse {
-            names: values.into_iter().collect(),
-        })
+        Ok(t::LabelValuesResponse { names: values.into_iter().collect() })
     }
 
-    pub async fn series(
-        &self,
-        ctx: &RequestContext,
-        req: q::SeriesRequest,
-    ) -> Result<q::SeriesResponse> {
+    pub async fn series(&self, ctx: &RequestContext, req: q::SeriesRequest) -> Result<q::SeriesResponse> {
         let matchers = parse_matcher_sets(&req.matchers)?;
-        let Some(range) = self
-            .limits
-            .check_label_range(req.start, req.end, now_ms())?
-        else {
+        let Some(range) = self.limits.check_label_range(req.start, req.end, now_ms())? else {
             return Ok(q::SeriesResponse::default());
         };
         let wanted: BTreeSet<&str> = req.label_names.iter().map(String::as_str).collect();
@@ -232,12 +191,7 @@ impl Querier {
         }
         let labels_set = sets
             .into_iter()
-            .map(|s| t::Labels {
-                labels: s
-                    .into_iter()
-                    .map(|(name, value)| t::LabelPair { name, value })
-                    .collect(),
-            })
+            .map(|s| t::Labels { labels: s.into_iter().map(|(name, value)| t::LabelPair { name, value }).collect() })
             .collect();
         Ok(q::SeriesResponse { labels_set })
     }
@@ -254,35 +208,23 @@ impl Querier {
     ) -> Result<Option<Selection>> {
         let profile_type = parse_profile_type(profile_type)?;
         let matchers = parse_label_selector(selector)?;
-        Ok(self
-            .limits
-            .check_range(start, end, now_ms())?
-            .map(|range| Selection {
-                tenants: ctx.tenants.clone(),
-                profile_type,
-                matchers,
-                range,
-            }))
+        Ok(self.limits.check_range(start, end, now_ms())?.map(|range| Selection {
+            tenants: ctx.tenants.clone(),
+            profile_type,
+            matchers,
+            range,
+        }))
     }
 
     /// The merged tree of a select, filtered to a call site when asked, cut to `cut` nodes.
-    async fn merged_tree(
-        &self,
-        sel: &Selection,
-        call_site: &[t::Location],
-        cut: usize,
-    ) -> Result<FunctionTree> {
+    async fn merged_tree(&self, sel: &Selection, call_site: &[t::Location], cut: usize) -> Result<FunctionTree> {
         if call_site.is_empty() {
             return self.engine.flamegraph_tree(sel, cut).await;
         }
         let tree = self.engine.flamegraph_tree(sel, 0).await?;
         let names: Vec<&str> = call_site.iter().map(|l| l.name.as_str()).collect();
         let filtered = crate::call_site::filter(&tree, &names);
-        Ok(if cut > 0 {
-            filtered.truncate(cut)
-        } else {
-            filtered
-        })
+        Ok(if cut > 0 { filtered.truncate(cut) } else { filtered })
     }
 
     pub async fn select_merge_stacktraces(
@@ -291,24 +233,10 @@ impl Querier {
         req: q::SelectMergeStacktracesRequest,
     ) -> Result<q::SelectMergeStacktracesResponse> {
         let max_nodes = self.limits.max_nodes(req.max_nodes)?;
-        let sel = self.selection(
-            ctx,
-            &req.profile_type_id,
-            &req.label_selector,
-            req.start,
-            req.end,
-        )?;
-        unsupported_selectors(
-            &req.profile_id_selector,
-            &req.span_selector,
-            &req.trace_id_selector,
-        )?;
-        let call_site = req
-            .stack_trace_selector
-            .as_ref()
-            .map_or(&[][..], |s| &s.call_site[..]);
-        let format =
-            q::ProfileFormat::try_from(req.format).unwrap_or(q::ProfileFormat::Unspecified);
+        let sel = self.selection(ctx, &req.profile_type_id, &req.label_selector, req.start, req.end)?;
+        unsupported_selectors(&req.profile_id_selector, &req.span_selector, &req.trace_id_selector)?;
+        let call_site = req.stack_trace_selector.as_ref().map_or(&[][..], |s| &s.call_site[..]);
+        let format = q::ProfileFormat::try_from(req.format).unwrap_or(q::ProfileFormat::Unspecified);
         let tree = match &sel {
             Some(sel) => self.merged_tree(sel, call_site, max_nodes).await?,
             None => FunctionTree::new(),
@@ -324,14 +252,10 @@ impl Querier {
             q::ProfileFormat::Tree => resp.tree = encode::tree_bytes(&tree, raw).into(),
             q::ProfileFormat::Pprof => {
                 let pt = parse_profile_type(&req.profile_type_id)?;
-                resp.pprof = Some(q::PprofProfile {
-                    profile: Some(self.pprof(&tree, &pt, req.start, req.end)),
-                });
+                resp.pprof = Some(q::PprofProfile { profile: Some(self.pprof(&tree, &pt, req.start, req.end)) });
             }
             q::ProfileFormat::Dot => {
-                return Err(QueryError::unimplemented(
-                    "the DOT format is not supported yet",
-                ));
+                return Err(QueryError::unimplemented("the DOT format is not supported yet"));
             }
         }
         Ok(resp)
@@ -358,27 +282,12 @@ impl Querier {
             Some(n) if n != 0 => self.limits.max_nodes(Some(n))?,
             _ => 0,
         };
-        let sel = self.selection(
-            ctx,
-            &req.profile_type_id,
-            &req.label_selector,
-            req.start,
-            req.end,
-        )?;
+        let sel = self.selection(ctx, &req.profile_type_id, &req.label_selector, req.start, req.end)?;
         unsupported_selectors(&req.profile_id_selector, &[], &req.trace_id_selector)?;
-        if req
-            .stack_trace_selector
-            .as_ref()
-            .is_some_and(|s| s.go_pgo.is_some())
-        {
-            return Err(QueryError::unimplemented(
-                "the Go PGO stack trace selector is not supported yet",
-            ));
+        if req.stack_trace_selector.as_ref().is_some_and(|s| s.go_pgo.is_some()) {
+            return Err(QueryError::unimplemented("the Go PGO stack trace selector is not supported yet"));
         }
-        let call_site = req
-            .stack_trace_selector
-            .as_ref()
-            .map_or(&[][..], |s| &s.call_site[..]);
+        let call_site = req.stack_trace_selector.as_ref().map_or(&[][..], |s| &s.call_site[..]);
         let pt = parse_profile_type(&req.profile_type_id)?;
         let tree = match &sel {
             Some(sel) => self.merged_tree(sel, call_site, cut).await?,
@@ -392,23 +301,12 @@ impl Querier {
         ctx: &RequestContext,
         req: q::SelectSeriesRequest,
     ) -> Result<q::SelectSeriesResponse> {
-        if !(req.step >= 0.001) || !req.step.is_finite() {
-            return Err(QueryError::invalid(format!(
-                "invalid step {}: it must be at least 0.001 seconds",
-                req.step
-            )));
+        if !req.step.is_finite() || req.step < 0.001 {
+            return Err(QueryError::invalid(format!("invalid step {}: it must be at least 0.001 seconds", req.step)));
         }
-        let sel = self.selection(
-            ctx,
-            &req.profile_type_id,
-            &req.label_selector,
-            req.start,
-            req.end,
-        )?;
+        let sel = self.selection(ctx, &req.profile_type_id, &req.label_selector, req.start, req.end)?;
         if req.stack_trace_selector.is_some() {
-            return Err(QueryError::unimplemented(
-                "stack trace selectors on SelectSeries are not supported yet",
-            ));
+            return Err(QueryError::unimplemented("stack trace selectors on SelectSeries are not supported yet"));
         }
         let Some(sel) = sel else {
             return Ok(q::SelectSeriesResponse::default());
@@ -420,10 +318,7 @@ impl Querier {
         // Group cells by the group-by labels of their series.
         let mut by_tenant: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for c in &cells {
-            by_tenant
-                .entry(c.tenant.as_str())
-                .or_default()
-                .push(c.series_id);
+            by_tenant.entry(c.tenant.as_str()).or_default().push(c.series_id);
         }
         let mut keys: BTreeMap<(&str, u32), Vec<(String, String)>> = BTreeMap::new();
         for (tenant, ids) in by_tenant {
@@ -431,25 +326,16 @@ impl Querier {
                 continue;
             };
             for (id, ls) in h.series_labels_many(ids) {
-                let key = req
-                    .group_by
-                    .iter()
-                    .filter_map(|g| ls.get(g).map(|v| (g.clone(), v.to_string())))
-                    .collect();
+                let key = req.group_by.iter().filter_map(|g| ls.get(g).map(|v| (g.clone(), v.to_string()))).collect();
                 keys.insert((tenant, id), key);
             }
         }
-        let mut groups: BTreeMap<Vec<(String, String)>, BTreeMap<i64, (i64, i64)>> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<GroupKey, BTreeMap<i64, (i64, i64)>> = BTreeMap::new();
         for c in &cells {
             let Some(key) = keys.get(&(c.tenant.as_str(), c.series_id)) else {
                 continue;
             };
-            let p = groups
-                .entry(key.clone())
-                .or_default()
-                .entry(c.timestamp_ms)
-                .or_insert((0, 0));
+            let p = groups.entry(key.clone()).or_default().entry(c.timestamp_ms).or_insert((0, 0));
             p.0 += c.sum;
             p.1 += c.count;
         }
@@ -459,40 +345,26 @@ impl Querier {
                 let points: Vec<t::Point> = points
                     .into_iter()
                     .map(|(ts, (s, n))| t::Point {
-                        value: if average && n > 0 {
-                            s as f64 / n as f64
-                        } else {
-                            s as f64
-                        },
+                        value: if average && n > 0 { s as f64 / n as f64 } else { s as f64 },
                         timestamp: ts,
                         ..Default::default()
                     })
                     .collect();
                 let total = points.iter().map(|p| p.value).sum::<f64>();
-                let labels = key
-                    .into_iter()
-                    .map(|(name, value)| t::LabelPair { name, value })
-                    .collect();
+                let labels = key.into_iter().map(|(name, value)| t::LabelPair { name, value }).collect();
                 (total, t::Series { labels, points })
             })
             .collect();
-        if let Some(limit) = req.limit.filter(|&l| l > 0) {
-            if series.len() > limit as usize {
-                // Top-N by total; ties keep label order.
-                let mut order: Vec<usize> = (0..series.len()).collect();
-                order.sort_by(|&a, &b| series[b].0.total_cmp(&series[a].0).then(a.cmp(&b)));
-                let keep: BTreeSet<usize> = order.into_iter().take(limit as usize).collect();
-                series = series
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| keep.contains(i))
-                    .map(|(_, s)| s)
-                    .collect();
-            }
+        if let Some(limit) = req.limit.filter(|&l| l > 0)
+            && series.len() > limit as usize
+        {
+            // Top-N by total; ties keep label order.
+            let mut order: Vec<usize> = (0..series.len()).collect();
+            order.sort_by(|&a, &b| series[b].0.total_cmp(&series[a].0).then(a.cmp(&b)));
+            let keep: BTreeSet<usize> = order.into_iter().take(limit as usize).collect();
+            series = series.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, s)| s).collect();
         }
-        Ok(q::SelectSeriesResponse {
-            series: series.into_iter().map(|(_, s)| s).collect(),
-        })
+        Ok(q::SelectSeriesResponse { series: series.into_iter().map(|(_, s)| s).collect() })
     }
 
     pub async fn get_profile_stats(
@@ -501,9 +373,7 @@ impl Querier {
         _req: t::GetProfileStatsRequest,
     ) -> Result<t::GetProfileStatsResponse> {
         if ctx.tenants.len() != 1 {
-            return Err(QueryError::invalid(
-                "GetProfileStats needs exactly one tenant",
-            ));
+            return Err(QueryError::invalid("GetProfileStats needs exactly one tenant"));
         }
         let mut resp = t::GetProfileStatsResponse::default();
         if let Some(h) = self.engine.head().tenant(&ctx.tenants[0]) {
@@ -518,25 +388,18 @@ impl Querier {
     }
 }
 
-fn unsupported_selectors(
-    profile_ids: &[String],
-    spans: &[String],
-    traces: &[String],
-) -> Result<()> {
+/// Group-by label pairs of a time series.
+type GroupKey = Vec<(String, String)>;
+
+fn unsupported_selectors(profile_ids: &[String], spans: &[String], traces: &[String]) -> Result<()> {
     if !profile_ids.is_empty() {
-        return Err(QueryError::unimplemented(
-            "profile_id_selector is not supported yet",
-        ));
+        return Err(QueryError::unimplemented("profile_id_selector is not supported yet"));
     }
     if !spans.is_empty() {
-        return Err(QueryError::unimplemented(
-            "span_selector is not supported yet",
-        ));
+        return Err(QueryError::unimplemented("span_selector is not supported yet"));
     }
     if !traces.is_empty() {
-        return Err(QueryError::unimplemented(
-            "trace_id_selector is not supported yet",
-        ));
+        return Err(QueryError::unimplemented("trace_id_selector is not supported yet"));
     }
     Ok(())
 }

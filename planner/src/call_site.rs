@@ -41,9 +41,8 @@ mod tests {
 
     fn totals(t: &FunctionTree) -> Vec<(String, i64)> {
         let view = t.view();
-        let mut out: Vec<(String, i64)> = (1..=t.node_count() as u32)
-            .map(|n| (t.path(n).join(";"), view.total(n)))
-            .collect();
+        let mut out: Vec<(String, i64)> =
+            (1..=t.node_count() as u32).map(|n| (t.path(n).join(";"), view.total(n))).collect();
         out.sort();
         out
     }
@@ -57,14 +56,7 @@ mod tests {
         t.insert_stack(&["other_root", "a"], 7);
         let f = filter(&t, &["main", "a"]);
         assert_eq!(f.total(), 4);
-        assert_eq!(
-            totals(&f),
-            vec![
-                ("main".into(), 4),
-                ("main;a".into(), 4),
-                ("main;a;x".into(), 3)
-            ]
-        );
+        assert_eq!(totals(&f), vec![("main".into(), 4), ("main;a".into(), 4), ("main;a;x".into(), 3)]);
         assert!(filter(&t, &["main", "c"]).is_empty());
         assert!(filter(&t, &["nope"]).is_empty());
         assert_eq!(filter(&t, &[]).total(), t.total());

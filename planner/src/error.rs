@@ -21,24 +21,15 @@ pub struct QueryError {
 
 impl QueryError {
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::InvalidArgument,
-            message: message.into(),
-        }
+        Self { kind: ErrorKind::InvalidArgument, message: message.into() }
     }
 
     pub fn unimplemented(message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Unimplemented,
-            message: message.into(),
-        }
+        Self { kind: ErrorKind::Unimplemented, message: message.into() }
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Internal,
-            message: message.into(),
-        }
+        Self { kind: ErrorKind::Internal, message: message.into() }
     }
 }
 

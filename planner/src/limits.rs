@@ -41,12 +41,7 @@ pub struct TimeRange {
 impl TimeRange {
     /// The range in nanoseconds: every instant whose millisecond lies in `[start, end]`.
     pub fn nanos(&self) -> (i64, i64) {
-        (
-            self.start_ms.saturating_mul(1_000_000),
-            self.end_ms
-                .saturating_mul(1_000_000)
-                .saturating_add(999_999),
-        )
+        (self.start_ms.saturating_mul(1_000_000), self.end_ms.saturating_mul(1_000_000).saturating_add(999_999))
     }
 }
 
@@ -54,12 +49,7 @@ impl QueryLimits {
     /// Pyroscope's range rules for selects: both ends required, start not after end, the lookback
     /// clamps the start (`None`: the whole range is older than the lookback, answer empty), and the
     /// length limit.
-    pub fn check_range(
-        &self,
-        start_ms: i64,
-        end_ms: i64,
-        now_ms: i64,
-    ) -> Result<Option<TimeRange>> {
+    pub fn check_range(&self, start_ms: i64, end_ms: i64, now_ms: i64) -> Result<Option<TimeRange>> {
         if start_ms == 0 || end_ms == 0 {
             return Err(QueryError::invalid("missing time range in the query"));
         }
@@ -83,24 +73,13 @@ impl QueryLimits {
                 humantime::format_duration(self.max_query_length)
             )));
         }
-        Ok(Some(TimeRange {
-            start_ms: start,
-            end_ms,
-        }))
+        Ok(Some(TimeRange { start_ms: start, end_ms }))
     }
 
     /// The range of label queries: a missing range means all data, otherwise as for selects.
-    pub fn check_label_range(
-        &self,
-        start_ms: i64,
-        end_ms: i64,
-        now_ms: i64,
-    ) -> Result<Option<TimeRange>> {
+    pub fn check_label_range(&self, start_ms: i64, end_ms: i64, now_ms: i64) -> Result<Option<TimeRange>> {
         if start_ms == 0 && end_ms == 0 {
-            return Ok(Some(TimeRange {
-                start_ms: i64::MIN / 1_000_000,
-                end_ms: i64::MAX / 1_000_000 - 1,
-            }));
+            return Ok(Some(TimeRange { start_ms: i64::MIN / 1_000_000, end_ms: i64::MAX / 1_000_000 - 1 }));
         }
         let end_ms = if end_ms == 0 { now_ms } else { end_ms };
         if start_ms > end_ms {
@@ -120,16 +99,12 @@ impl QueryLimits {
         let n = match requested {
             None | Some(0) => self.max_flamegraph_nodes_default,
             Some(n) if n < 0 => {
-                return Err(QueryError::invalid(format!(
-                    "max flamegraph nodes limit must be set (max allowed {max})"
-                )));
+                return Err(QueryError::invalid(format!("max flamegraph nodes limit must be set (max allowed {max})")));
             }
             Some(n) => n,
         };
         if max > 0 && n > max {
-            return Err(QueryError::invalid(format!(
-                "max flamegraph nodes limit {n} is greater than allowed {max}"
-            )));
+            return Err(QueryError::invalid(format!("max flamegraph nodes limit {n} is greater than allowed {max}")));
         }
         Ok(n.max(0) as usize)
     }
@@ -145,49 +120,14 @@ mod tests {
     #[test]
     fn range_rules() {
         let l = QueryLimits::default();
-        assert!(
-            l.check_range(0, NOW, NOW)
-                .unwrap_err()
-                .message
-                .contains("missing time range")
-        );
-        assert!(
-            l.check_range(NOW, NOW - 1, NOW)
-                .unwrap_err()
-                .message
-                .contains("after end")
-        );
-        assert_eq!(
-            l.check_range(NOW - 8 * 24 * H, NOW - 7 * 24 * H - 1, NOW)
-                .unwrap(),
-            None
-        );
-        let r = l
-            .check_range(NOW - 7 * 24 * H - 5, NOW - 7 * 24 * H + H, NOW)
-            .unwrap()
-            .unwrap();
+        assert!(l.check_range(0, NOW, NOW).unwrap_err().message.contains("missing time range"));
+        assert!(l.check_range(NOW, NOW - 1, NOW).unwrap_err().message.contains("after end"));
+        assert_eq!(l.check_range(NOW - 8 * 24 * H, NOW - 7 * 24 * H - 1, NOW).unwrap(), None);
+        let r = l.check_range(NOW - 7 * 24 * H - 5, NOW - 7 * 24 * H + H, NOW).unwrap().unwrap();
         assert_eq!(r.start_ms, NOW - 7 * 24 * H, "clamped to the lookback");
-        assert!(
-            l.check_range(NOW - 25 * H, NOW, NOW)
-                .unwrap_err()
-                .message
-                .contains("max_query_length")
-        );
-        assert_eq!(
-            l.check_range(NOW - H, NOW, NOW).unwrap(),
-            Some(TimeRange {
-                start_ms: NOW - H,
-                end_ms: NOW
-            })
-        );
-        assert_eq!(
-            TimeRange {
-                start_ms: 1,
-                end_ms: 2
-            }
-            .nanos(),
-            (1_000_000, 2_999_999)
-        );
+        assert!(l.check_range(NOW - 25 * H, NOW, NOW).unwrap_err().message.contains("max_query_length"));
+        assert_eq!(l.check_range(NOW - H, NOW, NOW).unwrap(), Some(TimeRange { start_ms: NOW - H, end_ms: NOW }));
+        assert_eq!(TimeRange { start_ms: 1, end_ms: 2 }.nanos(), (1_000_000, 2_999_999));
     }
 
     #[test]
@@ -196,12 +136,7 @@ mod tests {
         assert_eq!(l.max_nodes(None).unwrap(), 8192);
         assert_eq!(l.max_nodes(Some(0)).unwrap(), 8192);
         assert_eq!(l.max_nodes(Some(16384)).unwrap(), 16384);
-        assert!(
-            l.max_nodes(Some(1_048_577))
-                .unwrap_err()
-                .message
-                .contains("greater than allowed 1048576")
-        );
+        assert!(l.max_nodes(Some(1_048_577)).unwrap_err().message.contains("greater than allowed 1048576"));
         assert!(l.max_nodes(Some(-1)).is_err());
     }
 }

@@ -36,10 +36,7 @@ pub struct Selection {
 impl Selection {
     /// The conjuncts of the select's filter: the profile type, the matchers and the time range.
     pub fn filter_exprs(&self) -> Vec<Expr> {
-        let mut out = vec![filter::matcher_expr(&Matcher::equal(
-            labels::PROFILE_TYPE,
-            self.profile_type.id(),
-        ))];
+        let mut out = vec![filter::matcher_expr(&Matcher::equal(labels::PROFILE_TYPE, self.profile_type.id()))];
         out.extend(self.matchers.iter().map(filter::matcher_expr));
         let (min, max) = self.range.nanos();
         out.extend(filter::time_range_exprs(min, max));
@@ -80,29 +77,15 @@ impl Engine {
     }
 
     fn scan(&self, tenants: &[String], table: HeadTable) -> Result<LogicalPlanBuilder> {
-        let provider = Arc::new(HeadTableProvider::new(
-            self.head.clone(),
-            tenants.to_vec(),
-            table,
-        ));
-        Ok(LogicalPlanBuilder::scan(
-            table.name(),
-            provider_as_source(provider),
-            None,
-        )?)
+        let provider = Arc::new(HeadTableProvider::new(self.head.clone(), tenants.to_vec(), table));
+        Ok(LogicalPlanBuilder::scan(table.name(), provider_as_source(provider), None)?)
     }
 
     /// The logical plan of a flame-graph select (`max_nodes` 0 = no cut).
     pub fn flamegraph_plan(&self, sel: &Selection, max_nodes: usize) -> Result<LogicalPlan> {
         let udaf = FlameGraphUdaf::udaf(self.head.clone());
-        let agg = udaf.call(vec![
-            col(c::PARTITION),
-            col(c::STACKTRACE_ID),
-            col(c::VALUE),
-            lit(max_nodes as i64),
-        ]);
-        let predicate =
-            conjunction(sel.filter_exprs()).ok_or_else(|| QueryError::internal("empty filter"))?;
+        let agg = udaf.call(vec![col(c::PARTITION), col(c::STACKTRACE_ID), col(c::VALUE), lit(max_nodes as i64)]);
+        let predicate = conjunction(sel.filter_exprs()).ok_or_else(|| QueryError::internal("empty filter"))?;
         Ok(self
             .scan(&sel.tenants, HeadTable::Samples)?
             .filter(predicate)?
@@ -142,17 +125,13 @@ impl Engine {
         let step = step_ms.max(1);
         let t_ms = cast(col(c::TIME), DataType::Int64) / lit(1_000_000i64);
         let bucket = lit(start) + ((t_ms - lit(start) + lit(step - 1)) / lit(step)) * lit(step);
-        let predicate =
-            conjunction(sel.filter_exprs()).ok_or_else(|| QueryError::internal("empty filter"))?;
+        let predicate = conjunction(sel.filter_exprs()).ok_or_else(|| QueryError::internal("empty filter"))?;
         Ok(self
             .scan(&sel.tenants, HeadTable::Profiles)?
             .filter(predicate)?
             .aggregate(
                 vec![col(c::TENANT), col(c::SERIES_ID), bucket.alias("ts")],
-                vec![
-                    sum(col(c::TOTAL)).alias("sum"),
-                    count(col(c::TOTAL)).alias("count"),
-                ],
+                vec![sum(col(c::TOTAL)).alias("sum"), count(col(c::TOTAL)).alias("count")],
             )?
             .build()?)
     }

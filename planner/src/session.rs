@@ -15,10 +15,7 @@ pub fn session_state(symbols: Arc<dyn SymbolSource>, target_partitions: usize) -
         .with_target_partitions(target_partitions.max(1))
         .with_information_schema(true)
         .with_batch_size(8192);
-    let mut state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_default_features()
-        .build();
+    let mut state = SessionStateBuilder::new().with_config(config).with_default_features().build();
     // Registration replaces nothing DataFusion ships: these names are ours.
     let _ = state.register_udf(udf::label_udf());
     let _ = state.register_udaf(FlameGraphUdaf::udaf(symbols));

@@ -35,14 +35,8 @@ fn pprof(stacks: &[(&[&str], i64)], time_nanos: i64) -> Profile {
         }
     };
     let mut p = Profile {
-        sample_type: vec![ValueType {
-            r#type: id("cpu"),
-            unit: id("nanoseconds"),
-        }],
-        period_type: Some(ValueType {
-            r#type: id("cpu"),
-            unit: id("nanoseconds"),
-        }),
+        sample_type: vec![ValueType { r#type: id("cpu"), unit: id("nanoseconds") }],
+        period_type: Some(ValueType { r#type: id("cpu"), unit: id("nanoseconds") }),
         period: 10_000_000,
         time_nanos,
         ..Default::default()
@@ -54,46 +48,29 @@ fn pprof(stacks: &[(&[&str], i64)], time_nanos: i64) -> Profile {
             let n = fns.len() as u64 + 1;
             let fid = *fns.entry(f.to_string()).or_insert(n);
             if fid == n {
-                p.function.push(Function {
-                    id: fid,
-                    name: id(f),
-                    ..Default::default()
-                });
+                p.function.push(Function { id: fid, name: id(f), ..Default::default() });
                 p.location.push(Location {
                     id: fid,
-                    line: vec![Line {
-                        function_id: fid,
-                        line: 1,
-                    }],
+                    line: vec![Line { function_id: fid, line: 1 }],
                     ..Default::default()
                 });
             }
             locs.push(fid);
         }
-        p.sample.push(Sample {
-            location_id: locs,
-            value: vec![*v],
-            label: vec![],
-        });
+        p.sample.push(Sample { location_id: locs, value: vec![*v], label: vec![] });
     }
     p.string_table = strings;
     p
 }
 
 fn labels(service: &str, env: &str) -> Vec<(String, String)> {
-    vec![
-        ("__name__".into(), "process_cpu".into()),
-        ("service_name".into(), service.into()),
-        ("env".into(), env.into()),
-    ]
+    vec![("__name__".into(), "process_cpu".into()), ("service_name".into(), service.into()), ("env".into(), env.into())]
 }
 
 /// {path: total} of a tree, computed from its nodes.
 fn tree_totals(t: &FunctionTree) -> BTreeMap<String, i64> {
     let view = t.view();
-    (1..=t.node_count() as u32)
-        .map(|n| (t.path(n).join(";"), view.total(n)))
-        .collect()
+    (1..=t.node_count() as u32).map(|n| (t.path(n).join(";"), view.total(n))).collect()
 }
 
 /// {path: total} of stacks, computed independently.
@@ -114,53 +91,17 @@ struct Fixture {
     engine: Engine,
 }
 
-const A1: &[(&[&str], i64)] = &[
-    (&["main", "work", "fib"], 30),
-    (&["main", "work"], 5),
-    (&["main", "gc"], 7),
-];
+const A1: &[(&[&str], i64)] = &[(&["main", "work", "fib"], 30), (&["main", "work"], 5), (&["main", "gc"], 7)];
 const A2: &[(&[&str], i64)] = &[(&["main", "work", "fib"], 11), (&["main", "io"], 2)];
 const B1: &[(&[&str], i64)] = &[(&["start", "serve"], 100)];
 
 fn fixture() -> Fixture {
     let head = Arc::new(Head::new());
     let d = Distributor::new(head.clone(), Arc::new(Limits::default()));
-    d.ingest_profile(
-        "t1",
-        &labels("a", "prod"),
-        pprof(A1, NOW - 60_000_000_000),
-        0,
-        None,
-        NOW,
-    )
-    .unwrap();
-    d.ingest_profile(
-        "t1",
-        &labels("a", "dev"),
-        pprof(A2, NOW - 30_000_000_000),
-        0,
-        None,
-        NOW,
-    )
-    .unwrap();
-    d.ingest_profile(
-        "t1",
-        &labels("b", "prod"),
-        pprof(B1, NOW - 10_000_000_000),
-        0,
-        None,
-        NOW,
-    )
-    .unwrap();
-    d.ingest_profile(
-        "t2",
-        &labels("a", "prod"),
-        pprof(B1, NOW - 10_000_000_000),
-        0,
-        None,
-        NOW,
-    )
-    .unwrap();
+    d.ingest_profile("t1", &labels("a", "prod"), pprof(A1, NOW - 60_000_000_000), 0, None, NOW).unwrap();
+    d.ingest_profile("t1", &labels("a", "dev"), pprof(A2, NOW - 30_000_000_000), 0, None, NOW).unwrap();
+    d.ingest_profile("t1", &labels("b", "prod"), pprof(B1, NOW - 10_000_000_000), 0, None, NOW).unwrap();
+    d.ingest_profile("t2", &labels("a", "prod"), pprof(B1, NOW - 10_000_000_000), 0, None, NOW).unwrap();
     let engine = Engine::new(head.clone(), 2);
     Fixture { head, engine }
 }
@@ -170,24 +111,15 @@ fn selection(tenants: &[&str], matchers: Vec<Matcher>) -> Selection {
         tenants: tenants.iter().map(|s| s.to_string()).collect(),
         profile_type: ProfileType::parse(TYPE).unwrap(),
         matchers,
-        range: TimeRange {
-            start_ms: (NOW - 3_600_000_000_000) / 1_000_000,
-            end_ms: NOW / 1_000_000,
-        },
+        range: TimeRange { start_ms: (NOW - 3_600_000_000_000) / 1_000_000, end_ms: NOW / 1_000_000 },
     }
 }
 
 #[tokio::test]
 async fn flamegraph_of_one_service_equals_its_stacks() {
     let f = fixture();
-    let tree = f
-        .engine
-        .flamegraph_tree(
-            &selection(&["t1"], vec![Matcher::equal("service_name", "a")]),
-            0,
-        )
-        .await
-        .unwrap();
+    let tree =
+        f.engine.flamegraph_tree(&selection(&["t1"], vec![Matcher::equal("service_name", "a")]), 0).await.unwrap();
     assert_eq!(tree_totals(&tree), expected(&[A1, A2]));
     assert_eq!(tree.total(), 30 + 5 + 7 + 11 + 2);
 }
@@ -196,66 +128,37 @@ async fn flamegraph_of_one_service_equals_its_stacks() {
 async fn matchers_time_and_tenants_are_exact() {
     let f = fixture();
     let prod = selection(&["t1"], vec![Matcher::equal("env", "prod")]);
-    assert_eq!(
-        tree_totals(&f.engine.flamegraph_tree(&prod, 0).await.unwrap()),
-        expected(&[A1, B1])
-    );
+    assert_eq!(tree_totals(&f.engine.flamegraph_tree(&prod, 0).await.unwrap()), expected(&[A1, B1]));
     // Time: only the last 20 s holds B1.
     let mut recent = selection(&["t1"], vec![]);
     recent.range.start_ms = (NOW - 20_000_000_000) / 1_000_000;
-    assert_eq!(
-        tree_totals(&f.engine.flamegraph_tree(&recent, 0).await.unwrap()),
-        expected(&[B1])
-    );
+    assert_eq!(tree_totals(&f.engine.flamegraph_tree(&recent, 0).await.unwrap()), expected(&[B1]));
     // Tenants: t2 alone never sees t1's data; the union sees both.
     let t2 = selection(&["t2"], vec![Matcher::equal("service_name", "a")]);
-    assert_eq!(
-        tree_totals(&f.engine.flamegraph_tree(&t2, 0).await.unwrap()),
-        expected(&[B1])
-    );
+    assert_eq!(tree_totals(&f.engine.flamegraph_tree(&t2, 0).await.unwrap()), expected(&[B1]));
     let both = selection(&["t1", "t2"], vec![Matcher::equal("service_name", "a")]);
-    assert_eq!(
-        tree_totals(&f.engine.flamegraph_tree(&both, 0).await.unwrap()),
-        expected(&[A1, A2, B1])
-    );
+    assert_eq!(tree_totals(&f.engine.flamegraph_tree(&both, 0).await.unwrap()), expected(&[A1, A2, B1]));
     // Nothing matches: an empty tree, not an error.
     let none = selection(&["t1"], vec![Matcher::equal("service_name", "zzz")]);
     assert!(f.engine.flamegraph_tree(&none, 0).await.unwrap().is_empty());
     let unknown_tenant = selection(&["nobody"], vec![]);
-    assert!(
-        f.engine
-            .flamegraph_tree(&unknown_tenant, 0)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(f.engine.flamegraph_tree(&unknown_tenant, 0).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn filters_are_pushed_into_the_scan() {
     let f = fixture();
-    let sel = selection(
-        &["t1"],
-        vec![Matcher::new(flamedb_ingest::model::MatchOp::Regex, "service_name", "a|b").unwrap()],
-    );
+    let sel =
+        selection(&["t1"], vec![Matcher::new(flamedb_ingest::model::MatchOp::Regex, "service_name", "a|b").unwrap()]);
     let plan = f.engine.flamegraph_plan(&sel, 0).unwrap();
     let physical = f.engine.physical_plan(&plan).await.unwrap();
     let text = displayable(physical.as_ref()).indent(true).to_string();
     assert!(text.contains("HeadScanExec: table=samples"), "{text}");
-    assert!(
-        text.contains("__profile_type__=\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\""),
-        "{text}"
-    );
+    assert!(text.contains("__profile_type__=\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\""), "{text}");
     assert!(text.contains("service_name=~\"a|b\""), "{text}");
     assert!(text.contains("time=["), "{text}");
-    assert!(
-        !text.contains("FilterExec"),
-        "matchers and time are answered by the scan: {text}"
-    );
-    assert!(
-        text.contains("mode=Partial") && text.contains("mode=Final"),
-        "{text}"
-    );
+    assert!(!text.contains("FilterExec"), "matchers and time are answered by the scan: {text}");
+    assert!(text.contains("mode=Partial") && text.contains("mode=Final"), "{text}");
 }
 
 #[tokio::test]
@@ -265,11 +168,7 @@ async fn max_nodes_cuts_in_the_aggregate() {
     let full = f.engine.flamegraph_tree(&sel, 0).await.unwrap();
     let cut = f.engine.flamegraph_tree(&sel, 2).await.unwrap();
     assert!(cut.node_count() < full.node_count());
-    assert_eq!(
-        cut.total(),
-        full.total(),
-        "a cut keeps the total in 'other' nodes"
-    );
+    assert_eq!(cut.total(), full.total(), "a cut keeps the total in 'other' nodes");
 }
 
 #[tokio::test]
@@ -288,10 +187,7 @@ async fn time_series_buckets_sum_profile_totals() {
     // The profile 60 s before NOW lands on the first boundary at or after it.
     let t = (NOW - 60_000_000_000) / 1_000_000;
     let b = sel.range.start_ms + (t - sel.range.start_ms + step - 1) / step * step;
-    assert!(
-        cells.iter().any(|c| c.timestamp_ms == b && c.sum == 42),
-        "{cells:?}"
-    );
+    assert!(cells.iter().any(|c| c.timestamp_ms == b && c.sum == 42), "{cells:?}");
 }
 
 #[tokio::test]
@@ -309,12 +205,7 @@ async fn sql_over_the_same_tables_groups_by_labels() {
         .unwrap();
     let batches = df.collect().await.unwrap();
     let b = &batches[0];
-    let names: Vec<&str> = b
-        .column(0)
-        .as_string::<i32>()
-        .iter()
-        .map(|s| s.unwrap())
-        .collect();
+    let names: Vec<&str> = b.column(0).as_string::<i32>().iter().map(|s| s.unwrap()).collect();
     assert_eq!(names, vec!["a", "b"]);
     let v: &Int64Array = b.column(1).as_primitive::<Int64Type>();
     assert_eq!(v.values().to_vec(), vec![55, 100]);

@@ -9,9 +9,9 @@ use std::io::Write;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use flamedb_ingest::gzip::{DecompressError, gunzip_capped};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use flamedb_ingest::gzip::{DecompressError, gunzip_capped};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -114,10 +114,8 @@ pub fn status_response(s: &Status) -> Response {
 
 /// Undoes `Content-Encoding` of a request body, capping the decompressed size.
 pub fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, Status> {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
+    let encoding =
+        headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_ascii_lowercase());
     match encoding.as_deref() {
         None | Some("") | Some("identity") => {
             if body.len() > limit {
@@ -130,7 +128,9 @@ pub fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Byt
             Err(DecompressError::TooLarge { limit }) => {
                 Err(Status::resource_exhausted(format!("decompressed request body exceeds {limit} bytes")))
             }
-            Err(DecompressError::Invalid(e)) => Err(Status::invalid_argument(format!("invalid gzip request body: {e}"))),
+            Err(DecompressError::Invalid(e)) => {
+                Err(Status::invalid_argument(format!("invalid gzip request body: {e}")))
+            }
         },
         Some(other) => Err(Status::unimplemented(format!("unsupported content encoding {other:?}"))),
     }
@@ -194,10 +194,10 @@ where
         let msg = format!("unsupported content type {:?}", ct.unwrap_or(""));
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, [(header::ACCEPT_ENCODING, "gzip")], msg).into_response();
     };
-    if let Some(v) = headers.get("connect-protocol-version") {
-        if v.as_bytes() != b"1" {
-            return error_response(Code::InvalidArgument, "connect-protocol-version must be \"1\"");
-        }
+    if let Some(v) = headers.get("connect-protocol-version")
+        && v.as_bytes() != b"1"
+    {
+        return error_response(Code::InvalidArgument, "connect-protocol-version must be \"1\"");
     }
     let body = match decode_body(&headers, body, body_limit) {
         Ok(b) => b,

@@ -32,8 +32,7 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
 /// Reads a request body up to `limit` bytes; a longer one is a 413.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             || e.to_string().contains("length limit");
         if too_large {
             json_error(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body too large: limit {limit} bytes"))
@@ -54,7 +53,8 @@ fn pprof_path(params: &IngestParams, content_type: Option<&str>) -> bool {
 }
 
 pub async fn ingest(State(api): State<Api>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
-    let tenant = match tenant::write_tenant(headers.get(ORG_ID_HEADER).and_then(|v| v.to_str().ok()), api.multitenancy) {
+    let tenant = match tenant::write_tenant(headers.get(ORG_ID_HEADER).and_then(|v| v.to_str().ok()), api.multitenancy)
+    {
         Ok(t) => t,
         Err(e) => return json_error(StatusCode::UNAUTHORIZED, &e.to_string()),
     };
@@ -72,22 +72,30 @@ pub async fn ingest(State(api): State<Api>, RawQuery(query): RawQuery, headers: 
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
     let params = IngestParams::from_query(&pairs);
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let result = tokio::task::spawn_blocking(move || store(&api, &tenant, &params, content_type.as_deref(), &body)).await;
+    let result =
+        tokio::task::spawn_blocking(move || store(&api, &tenant, &params, content_type.as_deref(), &body)).await;
     match result {
         Ok(Ok(())) => StatusCode::OK.into_response(),
-        Ok(Err(r)) => r,
+        Ok(Err((status, message))) => json_error(status, &message),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("ingest task failed: {e}")),
     }
 }
 
-fn store(api: &Api, tenant: &str, params: &IngestParams, content_type: Option<&str>, body: &[u8]) -> Result<(), Response> {
+/// Converts and stores the profiles of one request; on failure, the status and message to answer.
+fn store(
+    api: &Api,
+    tenant: &str,
+    params: &IngestParams,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(), (StatusCode, String)> {
     let limits = api.distributor.limits();
     let convert_limits = ConvertLimits { max_profile_size: limits.max_profile_size_bytes, max_form_size: 32 << 20 };
     let now = now_nanos();
     let profiles = legacy::convert(params, content_type, body, now, &convert_limits).map_err(|e| {
         api.metrics.discard("convert");
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-        json_error(status, &e.to_string())
+        (status, e.to_string())
     })?;
     let pprof = pprof_path(params, content_type);
     for p in profiles {
@@ -100,7 +108,7 @@ fn store(api: &Api, tenant: &str, params: &IngestParams, content_type: Option<&s
                     IngestKind::InvalidArgument if pprof => StatusCode::UNPROCESSABLE_ENTITY,
                     IngestKind::InvalidArgument => StatusCode::BAD_REQUEST,
                 };
-                return Err(json_error(status, &e.to_string()));
+                return Err((status, e.to_string()));
             }
         }
     }

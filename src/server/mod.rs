@@ -109,10 +109,12 @@ fn route_label(path: &str) -> String {
         return path.to_string();
     }
     for prefix in ["/querier.v1.QuerierService/", "/push.v1.PusherService/"] {
-        if let Some(m) = path.strip_prefix(prefix) {
-            if !m.is_empty() && m.len() < 40 && m.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return path.to_string();
-            }
+        if let Some(m) = path.strip_prefix(prefix)
+            && !m.is_empty()
+            && m.len() < 40
+            && m.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return path.to_string();
         }
     }
     "other".into()
@@ -131,16 +133,21 @@ async fn connect_push(State(api): State<Api>, Path(method): Path<String>, header
 }
 
 async fn read(body: Body, limit: usize) -> Result<Bytes, Response> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        connect::status_response(&Status::resource_exhausted(format!("reading request body: {e}")))
-    })
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| connect::status_response(&Status::resource_exhausted(format!("reading request body: {e}"))))
 }
 
 fn not_found() -> Response {
     connect::error_response(Code::NotFound, "404 page not found")
 }
 
-async fn connect_querier(State(api): State<Api>, Path(method): Path<String>, headers: HeaderMap, body: Body) -> Response {
+async fn connect_querier(
+    State(api): State<Api>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let limit = api.distributor.limits().body_limit_bytes();
     let body = match read(body, limit).await {
         Ok(b) => b,

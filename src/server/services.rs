@@ -126,15 +126,24 @@ macro_rules! query {
 
 #[tonic::async_trait]
 impl QuerierService for Api {
-    async fn profile_types(&self, request: Request<q::ProfileTypesRequest>) -> Result<Response<q::ProfileTypesResponse>, Status> {
+    async fn profile_types(
+        &self,
+        request: Request<q::ProfileTypesRequest>,
+    ) -> Result<Response<q::ProfileTypesResponse>, Status> {
         query!(self, request, profile_types)
     }
 
-    async fn label_values(&self, request: Request<t::LabelValuesRequest>) -> Result<Response<t::LabelValuesResponse>, Status> {
+    async fn label_values(
+        &self,
+        request: Request<t::LabelValuesRequest>,
+    ) -> Result<Response<t::LabelValuesResponse>, Status> {
         query!(self, request, label_values)
     }
 
-    async fn label_names(&self, request: Request<t::LabelNamesRequest>) -> Result<Response<t::LabelNamesResponse>, Status> {
+    async fn label_names(
+        &self,
+        request: Request<t::LabelNamesRequest>,
+    ) -> Result<Response<t::LabelNamesResponse>, Status> {
         query!(self, request, label_names)
     }
 
@@ -156,15 +165,24 @@ impl QuerierService for Api {
         Err(Status::unimplemented("SelectMergeSpanProfile is not supported yet"))
     }
 
-    async fn select_merge_profile(&self, request: Request<q::SelectMergeProfileRequest>) -> Result<Response<Profile>, Status> {
+    async fn select_merge_profile(
+        &self,
+        request: Request<q::SelectMergeProfileRequest>,
+    ) -> Result<Response<Profile>, Status> {
         query!(self, request, select_merge_profile)
     }
 
-    async fn select_series(&self, request: Request<q::SelectSeriesRequest>) -> Result<Response<q::SelectSeriesResponse>, Status> {
+    async fn select_series(
+        &self,
+        request: Request<q::SelectSeriesRequest>,
+    ) -> Result<Response<q::SelectSeriesResponse>, Status> {
         query!(self, request, select_series)
     }
 
-    async fn select_heatmap(&self, _request: Request<q::SelectHeatmapRequest>) -> Result<Response<q::SelectHeatmapResponse>, Status> {
+    async fn select_heatmap(
+        &self,
+        _request: Request<q::SelectHeatmapRequest>,
+    ) -> Result<Response<q::SelectHeatmapResponse>, Status> {
         Err(Status::unimplemented("SelectHeatmap is not supported yet"))
     }
 
@@ -179,7 +197,10 @@ impl QuerierService for Api {
         query!(self, request, get_profile_stats)
     }
 
-    async fn analyze_query(&self, _request: Request<q::AnalyzeQueryRequest>) -> Result<Response<q::AnalyzeQueryResponse>, Status> {
+    async fn analyze_query(
+        &self,
+        _request: Request<q::AnalyzeQueryRequest>,
+    ) -> Result<Response<q::AnalyzeQueryResponse>, Status> {
         Err(Status::unimplemented("AnalyzeQuery is not supported yet"))
     }
 }

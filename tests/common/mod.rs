@@ -261,7 +261,11 @@ pub fn build_pprof(sample_type: (&str, &str), stacks: &[(&[&str], i64)], time_na
             let fid = *fns.entry(f.to_string()).or_insert(n);
             if fid == n {
                 p.function.push(Function { id: fid, name: id(f), ..Default::default() });
-                p.location.push(Location { id: fid, line: vec![Line { function_id: fid, line: 1 }], ..Default::default() });
+                p.location.push(Location {
+                    id: fid,
+                    line: vec![Line { function_id: fid, line: 1 }],
+                    ..Default::default()
+                });
             }
             locs.push(fid);
         }
@@ -327,8 +331,10 @@ pub async fn connect_json(
 
 /// The {path: total} of a JSON FlameGraph.
 pub fn json_flamegraph_tree(fg: &serde_json::Value) -> (Tree, i64) {
-    let names: Vec<String> =
-        fg["names"].as_array().map(|a| a.iter().map(|n| n.as_str().unwrap_or("").to_string()).collect()).unwrap_or_default();
+    let names: Vec<String> = fg["names"]
+        .as_array()
+        .map(|a| a.iter().map(|n| n.as_str().unwrap_or("").to_string()).collect())
+        .unwrap_or_default();
     let levels: Vec<Vec<i64>> = fg["levels"]
         .as_array()
         .map(|ls| {

@@ -27,10 +27,7 @@ const UNSET: u32 = u32::MAX;
 
 /// Adds the stacks of `values` (stack-trace id -> value) into `tree`.
 pub fn resolve_into(tree: &mut FunctionTree, symbols: &Symbols, values: &HashMap<u32, i64>) {
-    let mut r = Resolver {
-        symbols,
-        names: vec![UNSET; symbols.strings.len()],
-    };
+    let mut r = Resolver { symbols, names: vec![UNSET; symbols.strings.len()] };
     let n = symbols.tree.len();
     // Dense sweep when a large share of the tree is touched: one pass in node order (parents come
     // first) resolves every needed node once. Otherwise walk up from each leaf with a memo.
@@ -59,10 +56,7 @@ impl Resolver<'_> {
             return tree.child(parent, name);
         }
         for line in location.lines.iter().rev() {
-            let string = s
-                .functions
-                .get(line.function as usize)
-                .map_or(0, |f| f.name);
+            let string = s.functions.get(line.function as usize).map_or(0, |f| f.name);
             let name = match self.names.get(string as usize) {
                 Some(&n) if n != UNSET => n,
                 _ => {
@@ -139,9 +133,6 @@ pub fn resolve_one(tree: &mut FunctionTree, symbols: &Symbols, id: u32, value: i
     let mut values = HashMap::with_capacity(1);
     values.insert(id, value);
     // No name memo: it would cost a pass over every string of the partition for one stack.
-    let mut r = Resolver {
-        symbols,
-        names: Vec::new(),
-    };
+    let mut r = Resolver { symbols, names: Vec::new() };
     r.sparse(tree, &values);
 }

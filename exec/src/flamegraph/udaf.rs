@@ -12,8 +12,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt32Type, UInt64T
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature,
-    TypeSignature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, TypeSignature, Volatility,
 };
 use datafusion::physical_expr::expressions::Literal;
 use hashbrown::HashMap;
@@ -78,27 +77,18 @@ impl AggregateUDFImpl for FlameGraphUdaf {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![Arc::new(Field::new(
-            format!("{}[tree]", args.name),
-            DataType::Binary,
-            true,
-        ))])
+        Ok(vec![Arc::new(Field::new(format!("{}[tree]", args.name), DataType::Binary, true))])
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(FlameGraphAccumulator {
-            inner: self.groups(&args)?,
-        }))
+        Ok(Box::new(FlameGraphAccumulator { inner: self.groups(&args)? }))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
         true
     }
 
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(self.groups(&args)?))
     }
 }
@@ -107,24 +97,15 @@ impl FlameGraphUdaf {
     fn groups(&self, args: &AccumulatorArgs) -> Result<FlameGraphGroups> {
         let max_nodes = match args.exprs.get(3) {
             None => 0,
-            Some(e) => match (e.as_ref() as &dyn Any)
-                .downcast_ref::<Literal>()
-                .map(Literal::value)
-            {
+            Some(e) => match (e.as_ref() as &dyn Any).downcast_ref::<Literal>().map(Literal::value) {
                 Some(ScalarValue::Int64(Some(n))) if *n >= 0 => *n as usize,
                 Some(ScalarValue::Int64(None)) => 0,
                 _ => {
-                    return exec_err!(
-                        "flamegraph(): max_nodes must be a non-negative integer literal"
-                    );
+                    return exec_err!("flamegraph(): max_nodes must be a non-negative integer literal");
                 }
             },
         };
-        Ok(FlameGraphGroups {
-            symbols: self.symbols.clone(),
-            max_nodes,
-            groups: Vec::new(),
-        })
+        Ok(FlameGraphGroups { symbols: self.symbols.clone(), max_nodes, groups: Vec::new() })
     }
 }
 
@@ -159,9 +140,7 @@ impl GroupState {
         let mut tree = self.tree.unwrap_or_default();
         for (partition, values) in &self.stacks {
             let Some(part) = symbols.partition(*partition) else {
-                return exec_err!(
-                    "flamegraph(): symbols partition {partition} is not available here"
-                );
+                return exec_err!("flamegraph(): symbols partition {partition} is not available here");
             };
             let sym = part.symbols.read();
             resolve_into(&mut tree, &sym, values);
@@ -170,10 +149,7 @@ impl GroupState {
     }
 
     fn size(&self) -> usize {
-        self.stacks
-            .iter()
-            .map(|(_, m)| m.capacity() * 16)
-            .sum::<usize>()
+        self.stacks.iter().map(|(_, m)| m.capacity() * 16).sum::<usize>()
             + self.tree.as_ref().map_or(0, |t| t.node_count() * 24)
     }
 }
@@ -219,8 +195,7 @@ impl GroupsAccumulator for FlameGraphGroups {
             stack.as_primitive::<UInt32Type>(),
             value.as_primitive::<Int64Type>(),
         );
-        self.groups
-            .resize_with(total_num_groups.max(self.groups.len()), GroupState::default);
+        self.groups.resize_with(total_num_groups.max(self.groups.len()), GroupState::default);
         let has_nulls = partition.null_count() + stack.null_count() + value.null_count() > 0;
         let (p, s, v) = (partition.values(), stack.values(), value.values());
         for (i, &g) in group_indices.iter().enumerate() {
@@ -242,18 +217,12 @@ impl GroupsAccumulator for FlameGraphGroups {
         Ok(vec![self.emit(emit_to, false)?])
     }
 
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
         let Some(states) = values.first() else {
             return exec_err!("flamegraph(): missing state column");
         };
         let states = states.as_binary::<i32>();
-        self.groups
-            .resize_with(total_num_groups.max(self.groups.len()), GroupState::default);
+        self.groups.resize_with(total_num_groups.max(self.groups.len()), GroupState::default);
         for (i, &g) in group_indices.iter().enumerate() {
             if states.is_null(i) {
                 continue;
@@ -266,11 +235,7 @@ impl GroupsAccumulator for FlameGraphGroups {
         Ok(())
     }
 
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
         let [partition, stack, value, ..] = values else {
             return exec_err!("flamegraph() takes (partition, stacktrace_id, value [, max_nodes])");
         };
@@ -300,19 +265,12 @@ impl GroupsAccumulator for FlameGraphGroups {
                         p
                     }
                     None => {
-                        return exec_err!(
-                            "flamegraph(): symbols partition {key} is not available here"
-                        );
+                        return exec_err!("flamegraph(): symbols partition {key} is not available here");
                     }
                 },
             };
             let mut tree = FunctionTree::new();
-            resolve_one(
-                &mut tree,
-                &part.symbols.read(),
-                stack.value(i),
-                value.value(i),
-            );
+            resolve_one(&mut tree, &part.symbols.read(), stack.value(i), value.value(i));
             buf.clear();
             tree.encode(&mut buf);
             out.append_value(&buf);

@@ -115,11 +115,7 @@ impl FunctionTree {
                 .ok()
                 .and_then(|n| name_map.get(n))
                 .copied()
-                .ok_or(TreeDecodeError::BadName {
-                    node,
-                    name,
-                    names: name_map.len(),
-                })?;
+                .ok_or(TreeDecodeError::BadName { node, name, names: name_map.len() })?;
             // `parent < node <= node_map.len()` was checked above.
             let parent_id = node_map[parent as usize];
             let id = tree.child(parent_id, name_id);

@@ -103,9 +103,7 @@ impl FunctionTree {
     /// Id of `name` if it was interned, without adding it.
     pub fn lookup(&self, name: &str) -> Option<u32> {
         let hash = self.name_hasher.hash_one(name);
-        self.name_index
-            .find(hash, |&id| self.names[id as usize] == name)
-            .copied()
+        self.name_index.find(hash, |&id| self.names[id as usize] == name).copied()
     }
 
     /// The string of name id `id` (panics on an id this tree did not hand out).
@@ -127,11 +125,7 @@ impl FunctionTree {
         debug_assert!((parent as usize) < self.links.len());
         debug_assert!((name as usize) < self.names.len());
         let key = pack(parent, name);
-        match self.edges.entry(
-            hash_key(key),
-            |edge| edge[0] == parent && edge[1] == name,
-            edge_hash,
-        ) {
+        match self.edges.entry(hash_key(key), |edge| edge[0] == parent && edge[1] == name, edge_hash) {
             Entry::Occupied(entry) => entry.get()[2],
             Entry::Vacant(entry) => {
                 let id = to_id(self.links.len());
@@ -148,8 +142,7 @@ impl FunctionTree {
     pub(super) fn push_new(&mut self, parent: u32, name: u32, self_value: i64) -> u32 {
         let key = pack(parent, name);
         let id = to_id(self.links.len());
-        self.edges
-            .insert_unique(hash_key(key), [parent, name, id], edge_hash);
+        self.edges.insert_unique(hash_key(key), [parent, name, id], edge_hash);
         self.links.push(key);
         self.selfs.push(self_value);
         id
@@ -221,11 +214,7 @@ impl FunctionTree {
 
     /// Parent of `node` (`ROOT` for top-level frames; meaningless for the root itself).
     pub fn parent(&self, node: u32) -> u32 {
-        if node == Self::ROOT {
-            Self::ROOT
-        } else {
-            parent_of(self.links[node as usize])
-        }
+        if node == Self::ROOT { Self::ROOT } else { parent_of(self.links[node as usize]) }
     }
 
     /// Name id of `node` (meaningless for the root, which has no name).

@@ -52,9 +52,7 @@ fn random_stacks(seed: u64, count: usize, names: u64) -> Vec<(Vec<String>, i64)>
     (0..count)
         .map(|_| {
             let depth = 1 + rng.below(8) as usize;
-            let stack = (0..depth)
-                .map(|_| format!("fn_{}", rng.below(names)))
-                .collect();
+            let stack = (0..depth).map(|_| format!("fn_{}", rng.below(names))).collect();
             (stack, 1 + rng.below(100) as i64)
         })
         .collect()
@@ -80,15 +78,10 @@ fn tree_insert_builds_totals_and_shares_prefixes() {
 
     assert_eq!(tree.node_count(), 4);
     assert_eq!(tree.total(), 15);
-    let expected: BTreeMap<String, (i64, i64)> = [
-        ("a", (5, 14)),
-        ("a;b", (7, 7)),
-        ("a;c", (2, 2)),
-        ("d", (1, 1)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let expected: BTreeMap<String, (i64, i64)> = [("a", (5, 14)), ("a;b", (7, 7)), ("a;c", (2, 2)), ("d", (1, 1))]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     assert_eq!(node_map(&tree), expected);
 
     let a = tree.intern("a");
@@ -161,17 +154,11 @@ fn tree_decode_rejects_every_truncated_prefix() {
     let mut bytes = Vec::new();
     tree.encode(&mut bytes);
     for len in 0..bytes.len() {
-        assert!(
-            FunctionTree::decode(&bytes[..len]).is_err(),
-            "prefix of {len} bytes must not decode"
-        );
+        assert!(FunctionTree::decode(&bytes[..len]).is_err(), "prefix of {len} bytes must not decode");
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert_eq!(
-        FunctionTree::decode(&longer).unwrap_err(),
-        TreeDecodeError::TrailingBytes(1)
-    );
+    assert_eq!(FunctionTree::decode(&longer).unwrap_err(), TreeDecodeError::TrailingBytes(1));
 }
 
 #[test]
@@ -180,40 +167,16 @@ fn tree_decode_rejects_bad_references() {
     let header = [1u8, 1, 1, b'a', 2];
     // node 1: parent 0, name 0, self 1; node 2: parent 2 (itself) -> invalid
     let bad_parent = [&header[..], &[0, 0, 2], &[2, 0, 2]].concat();
-    assert_eq!(
-        FunctionTree::decode(&bad_parent).unwrap_err(),
-        TreeDecodeError::BadParent { node: 2, parent: 2 }
-    );
+    assert_eq!(FunctionTree::decode(&bad_parent).unwrap_err(), TreeDecodeError::BadParent { node: 2, parent: 2 });
     let bad_name = [&header[..], &[0, 0, 2], &[1, 1, 2]].concat();
-    assert!(matches!(
-        FunctionTree::decode(&bad_name),
-        Err(TreeDecodeError::BadName {
-            node: 2,
-            name: 1,
-            ..
-        })
-    ));
-    assert_eq!(
-        FunctionTree::decode(&[9, 0, 0]).unwrap_err(),
-        TreeDecodeError::UnsupportedVersion(9)
-    );
-    assert_eq!(
-        FunctionTree::decode(&[1, 1, 2, 0xff, 0xfe, 0]).unwrap_err(),
-        TreeDecodeError::InvalidUtf8
-    );
-    let overflow = [
-        1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
-    ];
-    assert_eq!(
-        FunctionTree::decode(&overflow).unwrap_err(),
-        TreeDecodeError::VarintOverflow
-    );
+    assert!(matches!(FunctionTree::decode(&bad_name), Err(TreeDecodeError::BadName { node: 2, name: 1, .. })));
+    assert_eq!(FunctionTree::decode(&[9, 0, 0]).unwrap_err(), TreeDecodeError::UnsupportedVersion(9));
+    assert_eq!(FunctionTree::decode(&[1, 1, 2, 0xff, 0xfe, 0]).unwrap_err(), TreeDecodeError::InvalidUtf8);
+    let overflow = [1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+    assert_eq!(FunctionTree::decode(&overflow).unwrap_err(), TreeDecodeError::VarintOverflow);
     // A huge declared count with no data behind it fails on input, not on allocation.
     let huge = [1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
-    assert_eq!(
-        FunctionTree::decode(&huge).unwrap_err(),
-        TreeDecodeError::UnexpectedEof
-    );
+    assert_eq!(FunctionTree::decode(&huge).unwrap_err(), TreeDecodeError::UnexpectedEof);
     // Duplicate names and duplicate edges are merged, not trusted.
     let dupes = [1u8, 2, 1, b'a', 1, b'a', 2, 0, 0, 2, 0, 1, 4].to_vec();
     let tree = FunctionTree::decode(&dupes).expect("duplicates merge");
@@ -263,10 +226,7 @@ fn truncation_example() -> FunctionTree {
 }
 
 fn map_of(entries: &[(&str, i64, i64)]) -> BTreeMap<String, (i64, i64)> {
-    entries
-        .iter()
-        .map(|&(path, own, total)| (path.to_string(), (own, total)))
-        .collect()
+    entries.iter().map(|&(path, own, total)| (path.to_string(), (own, total))).collect()
 }
 
 #[test]
@@ -295,13 +255,7 @@ fn truncate_keeps_ties_and_folds_cut_siblings_into_other() {
     let cut = tree.truncate(3);
     assert_eq!(
         node_map(&cut),
-        map_of(&[
-            ("a", 0, 11),
-            ("a;b", 5, 5),
-            ("a;other", 6, 6),
-            ("e", 3, 3),
-            ("other", 2, 2),
-        ])
+        map_of(&[("a", 0, 11), ("a;b", 5, 5), ("a;other", 6, 6), ("e", 3, 3), ("other", 2, 2),])
     );
 
     // 9th largest is 1: every node reaches it, but a;other still collapses into a leaf.
@@ -321,20 +275,14 @@ fn truncate_keeps_ties_and_folds_cut_siblings_into_other() {
     );
 
     // 1st largest is 11: only `a` survives, with everything beneath it in `other`.
-    assert_eq!(
-        node_map(&tree.truncate(1)),
-        map_of(&[("a", 0, 11), ("a;other", 11, 11), ("other", 5, 5)])
-    );
+    assert_eq!(node_map(&tree.truncate(1)), map_of(&[("a", 0, 11), ("a;other", 11, 11), ("other", 5, 5)]));
 }
 
 #[test]
 fn truncate_is_a_no_op_within_the_limit() {
     let tree = truncation_example();
     for max_nodes in [0, 10, 11, 1000] {
-        assert!(matches!(
-            tree.truncated(max_nodes),
-            std::borrow::Cow::Borrowed(_)
-        ));
+        assert!(matches!(tree.truncated(max_nodes), std::borrow::Cow::Borrowed(_)));
         assert_eq!(node_map(&tree.truncate(max_nodes)), node_map(&tree));
     }
 }
@@ -362,10 +310,7 @@ fn truncate_random_tree_keeps_exactly_the_nodes_at_or_above_the_threshold() {
     // Every `other` holds exactly the totals cut from its parent's children.
     for (path, &(own, total)) in cut.iter().filter(|(p, _)| p.ends_with("other")) {
         assert_eq!(own, total);
-        let parent = path
-            .strip_suffix("other")
-            .unwrap_or("")
-            .trim_end_matches(';');
+        let parent = path.strip_suffix("other").unwrap_or("").trim_end_matches(';');
         let cut_sum: i64 = full
             .iter()
             .filter(|(p, (_, t))| {
@@ -390,19 +335,11 @@ fn view_sorts_children_by_name_with_other_last() {
     tree.insert_stack(&["z"], 1);
     let view = tree.view();
     assert_eq!(view.total(FunctionTree::ROOT), 16);
-    let top: Vec<&str> = view
-        .children(FunctionTree::ROOT)
-        .iter()
-        .map(|&n| tree.name(tree.name_id(n)))
-        .collect();
+    let top: Vec<&str> = view.children(FunctionTree::ROOT).iter().map(|&n| tree.name(tree.name_id(n))).collect();
     assert_eq!(top, ["root", "z"]);
     let root = view.children(FunctionTree::ROOT)[0];
     assert_eq!(view.total(root), 15);
-    let names: Vec<&str> = view
-        .children(root)
-        .iter()
-        .map(|&n| tree.name(tree.name_id(n)))
-        .collect();
+    let names: Vec<&str> = view.children(root).iter().map(|&n| tree.name(tree.name_id(n))).collect();
     assert_eq!(names, ["B", "a", "ab", "b", "other"]);
     assert!(view.children(view.children(root)[0]).is_empty());
 }
@@ -414,9 +351,7 @@ fn view_sorts_children_by_name_with_other_last() {
 fn tree_scale_ten_million_nodes() {
     let started = std::time::Instant::now();
     let mut tree = FunctionTree::new();
-    let names: Vec<u32> = (0..200_000)
-        .map(|i| tree.intern(&format!("fn_{i}")))
-        .collect();
+    let names: Vec<u32> = (0..200_000).map(|i| tree.intern(&format!("fn_{i}"))).collect();
     let mut rng = Rng(42);
     let mut node = FunctionTree::ROOT;
     while tree.node_count() < 10_000_000 {
@@ -430,10 +365,6 @@ fn tree_scale_ten_million_nodes() {
     let built = started.elapsed();
     let cut = tree.truncate(16_384);
     let truncated = started.elapsed() - built;
-    eprintln!(
-        "built {} nodes in {built:?}, cut to {} in {truncated:?}",
-        tree.node_count(),
-        cut.node_count()
-    );
+    eprintln!("built {} nodes in {built:?}, cut to {} in {truncated:?}", tree.node_count(), cut.node_count());
     assert!(cut.node_count() >= 16_384);
 }

@@ -42,11 +42,7 @@ pub fn read_uvarint(buf: &[u8], pos: &mut usize) -> Result<u64, TreeDecodeError>
 
 /// Reads `len` raw bytes at `*pos`, advancing it.
 #[inline]
-pub fn read_bytes<'a>(
-    buf: &'a [u8],
-    pos: &mut usize,
-    len: u64,
-) -> Result<&'a [u8], TreeDecodeError> {
+pub fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize, len: u64) -> Result<&'a [u8], TreeDecodeError> {
     let start = *pos;
     let end = usize::try_from(len)
         .ok()

@@ -63,11 +63,7 @@ impl FunctionTree {
                 siblings.sort_unstable_by_key(|&c| rank[name_of(self.links[c as usize]) as usize]);
             }
         }
-        TreeView {
-            totals,
-            offsets,
-            children,
-        }
+        TreeView { totals, offsets, children }
     }
 
     /// Position of each name in byte-wise sorted order, with `other` after everything.

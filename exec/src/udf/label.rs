@@ -8,8 +8,7 @@ use arrow::array::{Array, ArrayRef, AsArray, MapArray, StringBuilder};
 use arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 
 use crate::schema::labels_type;
@@ -24,10 +23,7 @@ pub struct LabelUdf {
 impl Default for LabelUdf {
     fn default() -> Self {
         Self {
-            signature: Signature::new(
-                TypeSignature::Exact(vec![labels_type(), DataType::Utf8]),
-                Volatility::Immutable,
-            ),
+            signature: Signature::new(TypeSignature::Exact(vec![labels_type(), DataType::Utf8]), Volatility::Immutable),
         }
     }
 }
@@ -71,10 +67,7 @@ impl ScalarUDFImpl for LabelUdf {
 
 fn lookup(labels: &ArrayRef, name: &str) -> Result<ArrayRef> {
     let Some(map) = labels.as_any().downcast_ref::<MapArray>() else {
-        return exec_err!(
-            "label(): expected a map of labels, got {}",
-            labels.data_type()
-        );
+        return exec_err!("label(): expected a map of labels, got {}", labels.data_type());
     };
     let keys = map.keys().as_string::<i32>();
     let values = map.values().as_string::<i32>();

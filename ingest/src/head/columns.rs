@@ -122,6 +122,9 @@ pub trait RowBuffer: Default {
     type Row;
     fn push(&mut self, row: Self::Row) -> (u32, i64);
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     fn to_batch(&self) -> RecordBatch;
     fn into_batch(self) -> RecordBatch;
 }
@@ -316,7 +319,7 @@ mod tests {
             partition: 1,
             stacktrace_id: i,
             value: 1,
-            span_id: (i % 2 == 0).then_some(i as u64),
+            span_id: i.is_multiple_of(2).then_some(i as u64),
         }
     }
 

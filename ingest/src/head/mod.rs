@@ -46,11 +46,7 @@ impl Head {
         if let Some(t) = self.tenants.read().get(tenant) {
             return t.clone();
         }
-        self.tenants
-            .write()
-            .entry_ref(tenant)
-            .or_insert_with(|| Arc::new(TenantHead::new(tenant.to_string())))
-            .clone()
+        self.tenants.write().entry_ref(tenant).or_insert_with(|| Arc::new(TenantHead::new(tenant.to_string()))).clone()
     }
 
     /// The head of a tenant, if it ever received data.
@@ -146,7 +142,8 @@ fn insert_stacks(sym: &mut Symbols, p: &NormalizedProfile) -> Vec<u32> {
                     }
                     lines.push(Line { function: functions[fi], line: line.line });
                 }
-                let location = Location { mapping: mappings.get(mi).copied().unwrap_or(0), address: loc.address, lines };
+                let location =
+                    Location { mapping: mappings.get(mi).copied().unwrap_or(0), address: loc.address, lines };
                 locations[li] = sym.add_location(location);
             }
             mapped.push(locations[li]);

@@ -42,12 +42,7 @@ impl SeriesIndex {
         }
         let id = self.series.len() as u32;
         for l in labels.iter() {
-            self.postings
-                .entry_ref(l.name.as_str())
-                .or_default()
-                .entry_ref(l.value.as_str())
-                .or_default()
-                .insert(id);
+            self.postings.entry_ref(l.name.as_str()).or_default().entry_ref(l.value.as_str()).or_default().insert(id);
         }
         self.series.push(SeriesEntry {
             labels: Arc::new(labels.clone()),
@@ -132,11 +127,9 @@ impl SeriesIndex {
     /// Distinct values of label `name` among the series in `ids`.
     pub fn label_values(&self, name: &str, ids: &RoaringBitmap) -> Vec<String> {
         let mut values: Vec<String> = match self.postings.get(name) {
-            Some(values) => values
-                .iter()
-                .filter(|(v, s)| !v.is_empty() && !s.is_disjoint(ids))
-                .map(|(v, _)| v.clone())
-                .collect(),
+            Some(values) => {
+                values.iter().filter(|(v, s)| !v.is_empty() && !s.is_disjoint(ids)).map(|(v, _)| v.clone()).collect()
+            }
             None => Vec::new(),
         };
         values.sort_unstable();

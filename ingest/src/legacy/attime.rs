@@ -14,11 +14,7 @@ const SECS_PER_DAY: i64 = 86_400;
 /// µs (16), ns (19) or seconds (any other length). Anything else is "now" shifted by an
 /// optional `+N<unit>`/`-N<unit>` offset; the text before the sign is ignored.
 pub fn parse(s: &str, now_nanos: i64) -> i64 {
-    let s: String = s
-        .trim()
-        .chars()
-        .filter(|c| !matches!(c, '_' | ',' | ' '))
-        .collect();
+    let s: String = s.trim().chars().filter(|c| !matches!(c, '_' | ',' | ' ')).collect();
 
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         if s.len() == 8
@@ -58,19 +54,10 @@ fn parse_offset(offset: &str) -> i64 {
     if rest.is_empty() {
         return 0;
     }
-    let digits_end = rest
-        .bytes()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(rest.len());
+    let digits_end = rest.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
     let (num, unit) = rest.split_at(digits_end);
-    let num: i64 = if num.is_empty() {
-        0
-    } else {
-        num.parse().unwrap_or(i64::MAX)
-    };
-    num.saturating_mul(sign)
-        .saturating_mul(unit_seconds(unit))
-        .saturating_mul(NANOS_PER_SEC)
+    let num: i64 = if num.is_empty() { 0 } else { num.parse().unwrap_or(i64::MAX) };
+    num.saturating_mul(sign).saturating_mul(unit_seconds(unit)).saturating_mul(NANOS_PER_SEC)
 }
 
 /// Seconds per unit, matched by prefix in this order (so `mon` is a month, `m`/`min` a minute,
@@ -128,9 +115,7 @@ fn parse_yyyymmdd(s: &str) -> Option<i64> {
     if year <= 1900 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
-    days_from_civil(year, month, day)
-        .checked_mul(SECS_PER_DAY)?
-        .checked_mul(NANOS_PER_SEC)
+    days_from_civil(year, month, day).checked_mul(SECS_PER_DAY)?.checked_mul(NANOS_PER_SEC)
 }
 
 #[cfg(test)]

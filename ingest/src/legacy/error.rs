@@ -59,26 +59,14 @@ mod tests {
     #[test]
     fn statuses_and_messages() {
         let e = LegacyError::from(LabelSetError::ServiceNameRequired);
-        assert_eq!(
-            (e.http_status(), e.to_string()),
-            (400, "name: service name is required".into())
-        );
+        assert_eq!((e.http_status(), e.to_string()), (400, "name: service name is required".into()));
         let e = LegacyError::from(UnknownProfileType("app".into()));
-        assert_eq!(
-            (e.http_status(), e.to_string()),
-            (400, "unknown profile type: app".into())
-        );
+        assert_eq!((e.http_status(), e.to_string()), (400, "unknown profile type: app".into()));
         assert_eq!(LegacyError::PrevProfile.http_status(), 422);
         assert!(LegacyError::PrevProfile.to_string().contains("update"));
         assert_eq!(LegacyError::MissingProfile.http_status(), 422);
         assert_eq!(LegacyError::UnsupportedFormat("jfr").http_status(), 422);
-        assert_eq!(
-            LegacyError::from(PprofDecodeError::TooLarge { limit: 1 }).http_status(),
-            422
-        );
-        assert_eq!(
-            LegacyError::from(MultipartError::Truncated).http_status(),
-            422
-        );
+        assert_eq!(LegacyError::from(PprofDecodeError::TooLarge { limit: 1 }).http_status(), 422);
+        assert_eq!(LegacyError::from(MultipartError::Truncated).http_status(), 422);
     }
 }

@@ -26,10 +26,7 @@ pub fn parse_folded(text: &str) -> Result<Vec<(&str, u64)>, FoldedError> {
         let Some((stack, count)) = line.rsplit_once(' ') else {
             continue;
         };
-        let count: u64 = count.parse().map_err(|_| FoldedError {
-            line: i + 1,
-            count: count.to_string(),
-        })?;
+        let count: u64 = count.parse().map_err(|_| FoldedError { line: i + 1, count: count.to_string() })?;
         if !stack.is_empty() {
             out.push((stack, count));
         }
@@ -67,10 +64,7 @@ mod tests {
         let text = "main.rs:9 - app::main;main.rs:10 - app::fib 42\nfoo;bar 1\n";
         assert_eq!(
             parse_folded(text).unwrap(),
-            vec![
-                ("main.rs:9 - app::main;main.rs:10 - app::fib", 42),
-                ("foo;bar", 1)
-            ]
+            vec![("main.rs:9 - app::main;main.rs:10 - app::fib", 42), ("foo;bar", 1)]
         );
     }
 
@@ -83,13 +77,7 @@ mod tests {
 
     #[test]
     fn bad_counts_are_errors() {
-        assert_eq!(
-            parse_folded("a;b 1\na;b x\n").unwrap_err(),
-            FoldedError {
-                line: 2,
-                count: "x".into()
-            }
-        );
+        assert_eq!(parse_folded("a;b 1\na;b x\n").unwrap_err(), FoldedError { line: 2, count: "x".into() });
         // A trailing space leaves an empty count.
         assert_eq!(parse_folded("a;b \n").unwrap_err().count, "");
         assert!(parse_folded("a -1").is_err());

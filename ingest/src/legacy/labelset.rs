@@ -42,8 +42,7 @@ impl NameLabels {
 
     /// A non-empty `profile_id` marks an exemplar upload of the OG agents, which is dropped.
     pub fn has_profile_id(&self) -> bool {
-        self.get(crate::model::labels::PROFILE_ID)
-            .is_some_and(|v| !v.is_empty())
+        self.get(crate::model::labels::PROFILE_ID).is_some_and(|v| !v.is_empty())
     }
 }
 
@@ -60,10 +59,7 @@ fn validate_service_name(name: &str) -> Result<(), LabelSetError> {
         return Err(LabelSetError::ServiceNameRequired);
     }
     match name.chars().find(|c| !is_service_name_char(*c)) {
-        Some(ch) => Err(LabelSetError::InvalidServiceName {
-            name: name.to_string(),
-            ch,
-        }),
+        Some(ch) => Err(LabelSetError::InvalidServiceName { name: name.to_string(), ch }),
         None => Ok(()),
     }
 }
@@ -73,10 +69,7 @@ fn validate_label_name(name: &str) -> Result<(), LabelSetError> {
         return Err(LabelSetError::LabelNameRequired);
     }
     match name.chars().find(|c| !is_label_name_char(*c)) {
-        Some(ch) => Err(LabelSetError::InvalidLabelName {
-            name: name.to_string(),
-            ch,
-        }),
+        Some(ch) => Err(LabelSetError::InvalidLabelName { name: name.to_string(), ch }),
         None => Ok(()),
     }
 }
@@ -151,10 +144,7 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -166,17 +156,9 @@ mod tests {
 
     #[test]
     fn labels_are_trimmed_and_dotted_keys_allowed() {
-        let n =
-            parse(" app.cpu { env = prod , otel.scope.name=com.grafana/go ,region=eu}").unwrap();
+        let n = parse(" app.cpu { env = prod , otel.scope.name=com.grafana/go ,region=eu}").unwrap();
         assert_eq!(n.app_name, "app.cpu");
-        assert_eq!(
-            n.labels,
-            labels(&[
-                ("env", "prod"),
-                ("otel.scope.name", "com.grafana/go"),
-                ("region", "eu")
-            ])
-        );
+        assert_eq!(n.labels, labels(&[("env", "prod"), ("otel.scope.name", "com.grafana/go"), ("region", "eu")]));
     }
 
     #[test]
@@ -211,24 +193,15 @@ mod tests {
         assert_eq!(parse("app{a=1").unwrap().labels, labels(&[]));
         assert_eq!(parse("app{a=1,b").unwrap().labels, labels(&[("a", "1")]));
         assert_eq!(parse("app{}").unwrap().labels, labels(&[]));
-        assert_eq!(
-            parse("app{a=1,}junk=2").unwrap().labels,
-            labels(&[("a", "1")])
-        );
+        assert_eq!(parse("app{a=1,}junk=2").unwrap().labels, labels(&[("a", "1")]));
     }
 
     #[test]
     fn text_after_a_closing_value_brace_is_more_pairs() {
-        assert_eq!(
-            parse("app{a=1}b=2}").unwrap().labels,
-            labels(&[("a", "1"), ("b", "2")])
-        );
+        assert_eq!(parse("app{a=1}b=2}").unwrap().labels, labels(&[("a", "1"), ("b", "2")]));
         assert_eq!(
             parse("app{a=1}junk{b=2}").unwrap_err(),
-            LabelSetError::InvalidLabelName {
-                name: "junk{b".into(),
-                ch: '{'
-            }
+            LabelSetError::InvalidLabelName { name: "junk{b".into(), ch: '{' }
         );
     }
 
@@ -236,26 +209,14 @@ mod tests {
     fn empty_app_name_is_required() {
         assert_eq!(parse(""), Err(LabelSetError::ServiceNameRequired));
         assert_eq!(parse("  {a=b}"), Err(LabelSetError::ServiceNameRequired));
-        assert_eq!(
-            LabelSetError::ServiceNameRequired.to_string(),
-            "service name is required"
-        );
+        assert_eq!(LabelSetError::ServiceNameRequired.to_string(), "service name is required");
     }
 
     #[test]
     fn invalid_app_name() {
         let e = parse("my app{a=b}").unwrap_err();
-        assert_eq!(
-            e,
-            LabelSetError::InvalidServiceName {
-                name: "my app".into(),
-                ch: ' '
-            }
-        );
-        assert_eq!(
-            e.to_string(),
-            "invalid service name: my app: character is not allowed: ' '"
-        );
+        assert_eq!(e, LabelSetError::InvalidServiceName { name: "my app".into(), ch: ' ' });
+        assert_eq!(e.to_string(), "invalid service name: my app: character is not allowed: ' '");
         assert!(parse("app}").is_err());
         assert!(parse("app=1").is_err());
         assert!(parse("äpp").is_err());
@@ -264,29 +225,11 @@ mod tests {
     #[test]
     fn invalid_label_names() {
         let e = parse("app{bad-key=1}").unwrap_err();
-        assert_eq!(
-            e,
-            LabelSetError::InvalidLabelName {
-                name: "bad-key".into(),
-                ch: '-'
-            }
-        );
-        assert_eq!(
-            e.to_string(),
-            "invalid label name: bad-key: character is not allowed: '-'"
-        );
-        assert_eq!(
-            parse("app{=1}").unwrap_err(),
-            LabelSetError::LabelNameRequired
-        );
-        assert_eq!(
-            parse("app{a=1, =2}").unwrap_err(),
-            LabelSetError::LabelNameRequired
-        );
-        assert!(matches!(
-            parse("app{a/b=1}"),
-            Err(LabelSetError::InvalidLabelName { .. })
-        ));
+        assert_eq!(e, LabelSetError::InvalidLabelName { name: "bad-key".into(), ch: '-' });
+        assert_eq!(e.to_string(), "invalid label name: bad-key: character is not allowed: '-'");
+        assert_eq!(parse("app{=1}").unwrap_err(), LabelSetError::LabelNameRequired);
+        assert_eq!(parse("app{a=1, =2}").unwrap_err(), LabelSetError::LabelNameRequired);
+        assert!(matches!(parse("app{a/b=1}"), Err(LabelSetError::InvalidLabelName { .. })));
     }
 
     #[test]

@@ -104,10 +104,7 @@ pub struct ConvertLimits {
 
 impl Default for ConvertLimits {
     fn default() -> Self {
-        Self {
-            max_profile_size: 4 << 20,
-            max_form_size: 32 << 20,
-        }
+        Self { max_profile_size: 4 << 20, max_form_size: 32 << 20 }
     }
 }
 
@@ -140,12 +137,7 @@ pub enum Format {
 
 /// The media type of a Content-Type, lowercased, without parameters.
 fn media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+    content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
 }
 
 impl Format {
@@ -165,9 +157,7 @@ impl Format {
             Format::Pprof
         } else if format == "speedscope" {
             Format::Speedscope
-        } else if content_type
-            .is_some_and(|ct| ct.to_ascii_lowercase().contains("multipart/form-data"))
-        {
+        } else if content_type.is_some_and(|ct| ct.to_ascii_lowercase().contains("multipart/form-data")) {
             Format::MultipartPprof
         } else {
             Format::Folded
@@ -212,8 +202,6 @@ pub fn convert(
         Format::Lines => text_ingest::convert(&name, &meta, body, TextFormat::Lines),
         Format::Folded => text_ingest::convert(&name, &meta, body, TextFormat::Folded),
         Format::Pprof => pprof_ingest::from_raw_body(&name, &meta, body, limits),
-        Format::MultipartPprof => {
-            pprof_ingest::from_form(&name, &meta, content_type.unwrap_or_default(), body, limits)
-        }
+        Format::MultipartPprof => pprof_ingest::from_form(&name, &meta, content_type.unwrap_or_default(), body, limits),
     }
 }

@@ -121,10 +121,7 @@ fn classify(body: &[u8], after_dash: usize) -> Delimiter {
     if rest.starts_with(b"--") {
         return Delimiter::Close;
     }
-    let pad = rest
-        .iter()
-        .take_while(|c| matches!(c, b' ' | b'\t'))
-        .count();
+    let pad = rest.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
     let rest = rest.get(pad..).unwrap_or_default();
     if rest.starts_with(b"\r\n") {
         Delimiter::Next(after_dash + pad + 2)
@@ -154,11 +151,7 @@ fn next_delimiter(body: &[u8], from: usize, dash: &[u8]) -> Option<(usize, Delim
 }
 
 /// Splits a form body into its parts. `max_size` caps the summed size of the part contents.
-pub fn parse<'a>(
-    body: &'a [u8],
-    boundary: &str,
-    max_size: usize,
-) -> Result<Vec<Part<'a>>, MultipartError> {
+pub fn parse<'a>(body: &'a [u8], boundary: &str, max_size: usize) -> Result<Vec<Part<'a>>, MultipartError> {
     let dash: Vec<u8> = [b"--".as_slice(), boundary.as_bytes()].concat();
 
     // The first delimiter may open the body without a line break before it.
@@ -183,8 +176,8 @@ pub fn parse<'a>(
         let (name, filename, content_start) = read_headers(body, cursor)?;
         // The blank line's `\n` (at content_start - 1) may double as the delimiter's line
         // break when a part is empty, so the search starts on it.
-        let (nl, next) = next_delimiter(body, content_start.saturating_sub(1), &dash)
-            .ok_or(MultipartError::Truncated)?;
+        let (nl, next) =
+            next_delimiter(body, content_start.saturating_sub(1), &dash).ok_or(MultipartError::Truncated)?;
         let mut end = nl.max(content_start);
         if end > content_start && body.get(end - 1) == Some(&b'\r') {
             end -= 1;
@@ -194,11 +187,7 @@ pub fn parse<'a>(
         if total > max_size {
             return Err(MultipartError::TooLarge { limit: max_size });
         }
-        parts.push(Part {
-            name,
-            filename,
-            data,
-        });
+        parts.push(Part { name, filename, data });
         match next {
             Delimiter::Next(at) => cursor = at,
             _ => return Ok(parts),
@@ -209,17 +198,11 @@ pub fn parse<'a>(
 /// Reads a part's header block starting at `at`; returns the disposition's `name` and
 /// `filename` and the index where the content starts.
 #[allow(clippy::type_complexity)]
-fn read_headers(
-    body: &[u8],
-    mut at: usize,
-) -> Result<(Option<String>, Option<String>, usize), MultipartError> {
+fn read_headers(body: &[u8], mut at: usize) -> Result<(Option<String>, Option<String>, usize), MultipartError> {
     let mut headers: Vec<(String, String)> = Vec::new();
     loop {
         let rest = body.get(at..).ok_or(MultipartError::Truncated)?;
-        let len = rest
-            .iter()
-            .position(|&c| c == b'\n')
-            .ok_or(MultipartError::Truncated)?;
+        let len = rest.iter().position(|&c| c == b'\n').ok_or(MultipartError::Truncated)?;
         let mut line = &rest[..len];
         at += len + 1;
         if line.last() == Some(&b'\r') {
@@ -264,31 +247,15 @@ mod tests {
     use super::*;
 
     fn part<'a>(parts: &'a [Part<'_>], name: &str) -> &'a [u8] {
-        parts
-            .iter()
-            .find(|p| p.name.as_deref() == Some(name))
-            .map(|p| p.data)
-            .unwrap()
+        parts.iter().find(|p| p.name.as_deref() == Some(name)).map(|p| p.data).unwrap()
     }
 
     #[test]
     fn boundary_param() {
-        assert_eq!(
-            boundary("multipart/form-data; boundary=abc123").unwrap(),
-            "abc123"
-        );
-        assert_eq!(
-            boundary("multipart/form-data;boundary=\"a b;c\"").unwrap(),
-            "a b;c"
-        );
-        assert_eq!(
-            boundary("Multipart/Form-Data; charset=x; BOUNDARY=Z").unwrap(),
-            "Z"
-        );
-        assert!(matches!(
-            boundary("multipart/form-data"),
-            Err(MultipartError::MissingBoundary(_))
-        ));
+        assert_eq!(boundary("multipart/form-data; boundary=abc123").unwrap(), "abc123");
+        assert_eq!(boundary("multipart/form-data;boundary=\"a b;c\"").unwrap(), "a b;c");
+        assert_eq!(boundary("Multipart/Form-Data; charset=x; BOUNDARY=Z").unwrap(), "Z");
+        assert!(matches!(boundary("multipart/form-data"), Err(MultipartError::MissingBoundary(_))));
         assert!(boundary("multipart/form-data; boundary=").is_err());
         assert!(boundary("multipart/form-data; boundary=\"\"").is_err());
     }
@@ -296,26 +263,11 @@ mod tests {
     #[test]
     fn disposition_params() {
         let p = header_params(r#"form-data; name="profile"; filename="a\"b.pprof""#);
-        assert_eq!(
-            p,
-            vec![
-                ("name".to_string(), "profile".to_string()),
-                ("filename".into(), "a\"b.pprof".into())
-            ]
-        );
-        assert_eq!(
-            header_params("form-data; flag; name=x"),
-            vec![("name".into(), "x".into())]
-        );
+        assert_eq!(p, vec![("name".to_string(), "profile".to_string()), ("filename".into(), "a\"b.pprof".into())]);
+        assert_eq!(header_params("form-data; flag; name=x"), vec![("name".into(), "x".into())]);
         // Unterminated quote: the rest is the value; never panics.
-        assert_eq!(
-            header_params("x; name=\"ab"),
-            vec![("name".into(), "ab".into())]
-        );
-        assert_eq!(
-            header_params("x; näme=\"ä\""),
-            vec![("näme".into(), "ä".into())]
-        );
+        assert_eq!(header_params("x; name=\"ab"), vec![("name".into(), "ab".into())]);
+        assert_eq!(header_params("x; näme=\"ä\""), vec![("näme".into(), "ä".into())]);
     }
 
     #[test]
@@ -363,23 +315,13 @@ mod tests {
 
     #[test]
     fn malformed_bodies() {
-        assert_eq!(
-            parse(b"no boundary here", "XX", 100),
-            Err(MultipartError::NoDelimiter)
-        );
+        assert_eq!(parse(b"no boundary here", "XX", 100), Err(MultipartError::NoDelimiter));
         assert_eq!(parse(b"", "XX", 100), Err(MultipartError::NoDelimiter));
         assert_eq!(
-            parse(
-                b"--XX\r\nContent-Disposition: form-data; name=a\r\n\r\ndata",
-                "XX",
-                100
-            ),
+            parse(b"--XX\r\nContent-Disposition: form-data; name=a\r\n\r\ndata", "XX", 100),
             Err(MultipartError::Truncated)
         );
-        assert_eq!(
-            parse(b"--XX\r\nContent-Dispo", "XX", 100),
-            Err(MultipartError::Truncated)
-        );
+        assert_eq!(parse(b"--XX\r\nContent-Dispo", "XX", 100), Err(MultipartError::Truncated));
         assert!(matches!(
             parse(b"--XX\r\nnot a header\r\n\r\nx\r\n--XX--", "XX", 100),
             Err(MultipartError::BadHeader(_))
@@ -394,12 +336,8 @@ mod tests {
 
     #[test]
     fn size_limit() {
-        let body =
-            b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n0123456789\r\n--XX--";
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n0123456789\r\n--XX--";
         assert!(parse(body, "XX", 10).is_ok());
-        assert_eq!(
-            parse(body, "XX", 9),
-            Err(MultipartError::TooLarge { limit: 9 })
-        );
+        assert_eq!(parse(body, "XX", 9), Err(MultipartError::TooLarge { limit: 9 }));
     }
 }

@@ -32,12 +32,7 @@ pub(super) fn from_form(
 ) -> Result<Vec<LegacyProfile>, LegacyError> {
     let boundary = multipart::boundary(content_type)?;
     let parts = multipart::parse(body, &boundary, limits.max_form_size)?;
-    let field = |n: &str| {
-        parts
-            .iter()
-            .find(|p| p.name.as_deref() == Some(n))
-            .map(|p| p.data)
-    };
+    let field = |n: &str| parts.iter().find(|p| p.name.as_deref() == Some(n)).map(|p| p.data);
 
     if field("prev_profile").is_some() {
         return Err(LegacyError::PrevProfile);
@@ -75,16 +70,6 @@ fn convert_pprof(
     }
     let metric = metric_name(&profile, config);
     // The app name is the service name verbatim: no suffix split on this path.
-    let labels = series_labels(
-        name,
-        &name.app_name,
-        &metric,
-        &meta.spy_name,
-        AppNameLabel::Drop,
-    );
-    Ok(vec![LegacyProfile {
-        labels,
-        profile,
-        uncompressed_size: decoded.uncompressed_size,
-    }])
+    let labels = series_labels(name, &name.app_name, &metric, &meta.spy_name, AppNameLabel::Drop);
+    Ok(vec![LegacyProfile { labels, profile, uncompressed_size: decoded.uncompressed_size }])
 }

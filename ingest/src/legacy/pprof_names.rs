@@ -29,9 +29,7 @@ pub type SampleTypeConfigMap = HashMap<String, Option<SampleTypeConfig>>;
 
 /// Parses the `sample_type_config` part. A JSON `null` (or an empty part) means "not sent",
 /// so the built-in mapping applies.
-pub fn parse_sample_type_config(
-    data: &[u8],
-) -> Result<Option<SampleTypeConfigMap>, serde_json::Error> {
+pub fn parse_sample_type_config(data: &[u8]) -> Result<Option<SampleTypeConfigMap>, serde_json::Error> {
     if data.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -65,10 +63,7 @@ fn display_name<'a>(config: Option<&'a SampleTypeConfigMap>, sample_type: &'a st
 /// A string of the profile's table; an out-of-range index reads as "" (validation, later,
 /// rejects such profiles; here it must only not panic).
 pub fn string_at(profile: &Profile, index: i64) -> &str {
-    usize::try_from(index)
-        .ok()
-        .and_then(|i| profile.string_table.get(i))
-        .map_or("", String::as_str)
+    usize::try_from(index).ok().and_then(|i| profile.string_table.get(i)).map_or("", String::as_str)
 }
 
 /// The `__name__` for a pprof pushed through `/ingest`: `wall` if any sample type is literally
@@ -76,11 +71,7 @@ pub fn string_at(profile: &Profile, index: i64) -> &str {
 /// `process_cpu`, `alloc_`/`inuse_` or is `space`/`objects` → `memory`, `mutex_` → `mutex`,
 /// `block_` → `block`, `goroutines` → `goroutines`; otherwise the last (renamed) sample type.
 pub fn metric_name(profile: &Profile, config: Option<&SampleTypeConfigMap>) -> String {
-    let types: Vec<&str> = profile
-        .sample_type
-        .iter()
-        .map(|vt| string_at(profile, vt.r#type))
-        .collect();
+    let types: Vec<&str> = profile.sample_type.iter().map(|vt| string_at(profile, vt.r#type)).collect();
     if types.contains(&"wall") {
         return "wall".to_string();
     }
@@ -114,18 +105,12 @@ mod tests {
     use super::*;
 
     fn profile(types: &[&str]) -> Profile {
-        let mut p = Profile {
-            string_table: vec![String::new()],
-            ..Default::default()
-        };
+        let mut p = Profile { string_table: vec![String::new()], ..Default::default() };
         for t in types {
             p.string_table.push(t.to_string());
             p.string_table.push("count".to_string());
             let n = p.string_table.len() as i64;
-            p.sample_type.push(ValueType {
-                r#type: n - 2,
-                unit: n - 1,
-            });
+            p.sample_type.push(ValueType { r#type: n - 2, unit: n - 1 });
         }
         p
     }
@@ -136,28 +121,16 @@ mod tests {
 
     #[test]
     fn defaults_without_config() {
-        assert_eq!(
-            metric_name(&profile(&["samples", "cpu"]), None),
-            "process_cpu"
-        );
+        assert_eq!(metric_name(&profile(&["samples", "cpu"]), None), "process_cpu");
         assert_eq!(metric_name(&profile(&["samples"]), None), "process_cpu");
         assert_eq!(metric_name(&profile(&["samples", "wall"]), None), "wall");
-        assert_eq!(
-            metric_name(&profile(&["inuse_objects", "inuse_space"]), None),
-            "memory"
-        );
+        assert_eq!(metric_name(&profile(&["inuse_objects", "inuse_space"]), None), "memory");
         assert_eq!(metric_name(&profile(&["alloc_space"]), None), "memory");
         assert_eq!(metric_name(&profile(&["space"]), None), "memory");
         assert_eq!(metric_name(&profile(&["objects"]), None), "memory");
         assert_eq!(metric_name(&profile(&["goroutine"]), None), "goroutines");
-        assert_eq!(
-            metric_name(&profile(&["contentions", "delay"]), None),
-            "mutex"
-        );
-        assert_eq!(
-            metric_name(&profile(&["exceptions", "other"]), None),
-            "other"
-        );
+        assert_eq!(metric_name(&profile(&["contentions", "delay"]), None), "mutex");
+        assert_eq!(metric_name(&profile(&["exceptions", "other"]), None), "other");
         assert_eq!(metric_name(&profile(&[]), None), "");
     }
 
@@ -171,28 +144,20 @@ mod tests {
         let block = config(
             r#"{"contentions":{"units":"lock_samples","display-name":"block_count"},"delay":{"units":"lock_nanoseconds","display-name":"block_duration"}}"#,
         );
-        assert_eq!(
-            metric_name(&profile(&["contentions", "delay"]), Some(&block)),
-            "block"
-        );
+        assert_eq!(metric_name(&profile(&["contentions", "delay"]), Some(&block)), "block");
         // A config without the entry: no default renaming, so `samples` stays `samples`.
         let other = config(r#"{"alloc_objects":{"units":"objects"}}"#);
         assert_eq!(metric_name(&profile(&["samples"]), Some(&other)), "samples");
         // Empty display name falls back to the type name.
         let empty = config(r#"{"goroutine":{"display-name":""}}"#);
-        assert_eq!(
-            metric_name(&profile(&["goroutine"]), Some(&empty)),
-            "goroutine"
-        );
+        assert_eq!(metric_name(&profile(&["goroutine"]), Some(&empty)), "goroutine");
     }
 
     #[test]
     fn config_parsing() {
         assert_eq!(parse_sample_type_config(b"").unwrap(), None);
         assert_eq!(parse_sample_type_config(b"null").unwrap(), None);
-        let c = config(
-            r#"{"a":null,"b":{"sampled":true,"cumulative":false,"aggregation":"sum","x":1}}"#,
-        );
+        let c = config(r#"{"a":null,"b":{"sampled":true,"cumulative":false,"aggregation":"sum","x":1}}"#);
         assert_eq!(c.get("a"), Some(&None));
         assert_eq!(c["b"].as_ref().unwrap().sampled, Some(true));
         assert!(parse_sample_type_config(b"{").is_err());

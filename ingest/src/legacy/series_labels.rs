@@ -36,12 +36,8 @@ pub fn series_labels(
     spy_name: &str,
     app_name_label: AppNameLabel,
 ) -> Vec<(String, String)> {
-    let mut out: BTreeMap<String, String> = name
-        .labels
-        .iter()
-        .filter(|(k, _)| allowed_for_ingestion(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut out: BTreeMap<String, String> =
+        name.labels.iter().filter(|(k, _)| allowed_for_ingestion(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
     if !out.contains_key(SERVICE_NAME) {
         out.insert(SERVICE_NAME.to_string(), service.to_string());
     } else if app_name_label == AppNameLabel::AsAppName && !out.contains_key(APP_NAME) {
@@ -59,9 +55,7 @@ mod tests {
     use super::*;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     #[test]

@@ -65,8 +65,7 @@ pub fn rewrite_scripting_function_names(profile: &mut Profile, spy_name: &str) {
 /// their config, the only one that spells a sample type `inuse-space`.
 pub fn is_dotnet(spy_name: &str, config: Option<&SampleTypeConfigMap>) -> bool {
     spy_name == "dotnetspy"
-        || (spy_name == "unknown"
-            && config.is_some_and(|c| matches!(c.get("inuse-space"), Some(Some(_)))))
+        || (spy_name == "unknown" && config.is_some_and(|c| matches!(c.get("inuse-space"), Some(Some(_)))))
 }
 
 /// Broken .NET profiles leave every function id 0 while emitting one function per location in
@@ -87,10 +86,7 @@ pub fn repair_dotnet_function_ids(profile: &mut Profile) {
 pub fn fix_dotnet_sample_types(profile: &mut Profile) {
     let indexes: Vec<i64> = profile.sample_type.iter().map(|vt| vt.r#type).collect();
     for idx in indexes {
-        let Some(s) = usize::try_from(idx)
-            .ok()
-            .and_then(|i| profile.string_table.get_mut(i))
-        else {
+        let Some(s) = usize::try_from(idx).ok().and_then(|i| profile.string_table.get_mut(i)) else {
             continue;
         };
         if s.contains('-') {
@@ -113,30 +109,10 @@ mod tests {
         Profile {
             string_table: strings(&["", "fib", "app/burn.py", "main", "/usr/lib/x.py", "anon"]),
             function: vec![
-                Function {
-                    id: 1,
-                    name: 1,
-                    filename: 2,
-                    ..Default::default()
-                },
-                Function {
-                    id: 2,
-                    name: 3,
-                    filename: 4,
-                    ..Default::default()
-                },
-                Function {
-                    id: 3,
-                    name: 5,
-                    filename: 0,
-                    ..Default::default()
-                },
-                Function {
-                    id: 4,
-                    name: 1,
-                    filename: 2,
-                    ..Default::default()
-                },
+                Function { id: 1, name: 1, filename: 2, ..Default::default() },
+                Function { id: 2, name: 3, filename: 4, ..Default::default() },
+                Function { id: 3, name: 5, filename: 0, ..Default::default() },
+                Function { id: 4, name: 1, filename: 2, ..Default::default() },
             ],
             ..Default::default()
         }
@@ -157,10 +133,7 @@ mod tests {
             (1_795_375_881_000_000_000, 1_795_375_881_000_000_000),
             (-5, -5),
         ] {
-            let mut p = Profile {
-                time_nanos: t,
-                ..Default::default()
-            };
+            let mut p = Profile { time_nanos: t, ..Default::default() };
             fix_time(&mut p, from);
             assert_eq!(p.time_nanos, want, "time {t}");
         }
@@ -170,10 +143,7 @@ mod tests {
     fn pyspy_rewrites_only_relative_files() {
         let mut p = scripting_profile();
         rewrite_scripting_function_names(&mut p, "pyspy");
-        assert_eq!(
-            names(&p),
-            vec!["app/burn.py fib", "main", "anon", "app/burn.py fib"]
-        );
+        assert_eq!(names(&p), vec!["app/burn.py fib", "main", "anon", "app/burn.py fib"]);
         // The shared new name is stored once.
         assert_eq!(p.function[0].name, p.function[3].name);
         assert_eq!(p.string_table.len(), 7);
@@ -184,15 +154,7 @@ mod tests {
         for spy in ["rbspy", "scripting"] {
             let mut p = scripting_profile();
             rewrite_scripting_function_names(&mut p, spy);
-            assert_eq!(
-                names(&p),
-                vec![
-                    "app/burn.py fib",
-                    "/usr/lib/x.py main",
-                    "anon",
-                    "app/burn.py fib"
-                ]
-            );
+            assert_eq!(names(&p), vec!["app/burn.py fib", "/usr/lib/x.py main", "anon", "app/burn.py fib"]);
         }
     }
 
@@ -206,9 +168,7 @@ mod tests {
     #[test]
     fn dotnet_detection() {
         let with_dash: SampleTypeConfigMap =
-            [("inuse-space".to_string(), Some(Default::default()))]
-                .into_iter()
-                .collect();
+            [("inuse-space".to_string(), Some(Default::default()))].into_iter().collect();
         assert!(is_dotnet("dotnetspy", None));
         assert!(is_dotnet("unknown", Some(&with_dash)));
         assert!(!is_dotnet("gospy", Some(&with_dash)));
@@ -219,28 +179,13 @@ mod tests {
     fn dotnet_function_ids_and_sample_types() {
         let mut p = Profile {
             string_table: strings(&["", "inuse-space", "bytes", "alloc-objects-x"]),
-            sample_type: vec![
-                ValueType { r#type: 1, unit: 2 },
-                ValueType { r#type: 3, unit: 2 },
-            ],
+            sample_type: vec![ValueType { r#type: 1, unit: 2 }, ValueType { r#type: 3, unit: 2 }],
             function: vec![Function::default(), Function::default()],
-            location: vec![
-                Location {
-                    id: 7,
-                    ..Default::default()
-                },
-                Location {
-                    id: 9,
-                    ..Default::default()
-                },
-            ],
+            location: vec![Location { id: 7, ..Default::default() }, Location { id: 9, ..Default::default() }],
             ..Default::default()
         };
         repair_dotnet_function_ids(&mut p);
-        assert_eq!(
-            p.function.iter().map(|f| f.id).collect::<Vec<_>>(),
-            vec![7, 9]
-        );
+        assert_eq!(p.function.iter().map(|f| f.id).collect::<Vec<_>>(), vec![7, 9]);
         fix_dotnet_sample_types(&mut p);
         assert_eq!(p.string_table[1], "inuse_space");
         assert_eq!(p.string_table[3], "alloc_objects_x");
@@ -250,10 +195,7 @@ mod tests {
         q.function[0].id = 0;
         repair_dotnet_function_ids(&mut q);
         assert_eq!(q.function[0].id, 0);
-        let mut r = Profile {
-            function: vec![Function::default()],
-            ..Default::default()
-        };
+        let mut r = Profile { function: vec![Function::default()], ..Default::default() };
         repair_dotnet_function_ids(&mut r);
         assert_eq!(r.function[0].id, 0);
     }

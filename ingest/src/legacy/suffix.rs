@@ -38,9 +38,7 @@ fn lookup(suffix: Option<&str>) -> Option<(&'static str, &'static str, &'static 
     };
     Some(match s {
         "cpu" | "itimer" => (PROCESS_CPU, "samples", "count"),
-        "wall" | "seconds" | "nanoseconds" | "microseconds" | "milliseconds" => {
-            (WALL, "samples", "count")
-        }
+        "wall" | "seconds" | "nanoseconds" | "microseconds" | "milliseconds" => (WALL, "samples", "count"),
         "inuse_objects" => (MEMORY, "inuse_objects", "count"),
         "alloc_objects" => (MEMORY, "alloc_objects", "count"),
         "inuse_space" => (MEMORY, "inuse_space", "bytes"),
@@ -63,19 +61,10 @@ fn lookup(suffix: Option<&str>) -> Option<(&'static str, &'static str, &'static 
 
 /// The profile type for a suffix at a sample rate (Hz). A non-zero rate turns CPU and wall
 /// sample counts into nanoseconds (`1e9 / rate` per sample) with a `cpu:nanoseconds` period.
-pub fn profile_type(
-    suffix: Option<&str>,
-    sample_rate: u32,
-) -> Result<SuffixType, UnknownProfileType> {
+pub fn profile_type(suffix: Option<&str>, sample_rate: u32) -> Result<SuffixType, UnknownProfileType> {
     let (metric, sample_type, sample_unit) =
         lookup(suffix).ok_or_else(|| UnknownProfileType(suffix.unwrap_or_default().to_string()))?;
-    let mut t = SuffixType {
-        metric,
-        sample_type,
-        sample_unit,
-        period: None,
-        scale: 1,
-    };
+    let mut t = SuffixType { metric, sample_type, sample_unit, period: None, scale: 1 };
     if sample_rate != 0 && (metric == PROCESS_CPU || metric == WALL) {
         let period = 1_000_000_000 / i64::from(sample_rate);
         t.sample_type = if metric == WALL { "wall" } else { "cpu" };
@@ -112,30 +101,10 @@ mod tests {
             (Some("alloc_objects"), "memory", "alloc_objects", "count"),
             (Some("inuse_space"), "memory", "inuse_space", "bytes"),
             (Some("alloc_space"), "memory", "alloc_space", "bytes"),
-            (
-                Some("alloc_in_new_tlab_objects"),
-                "memory",
-                "alloc_in_new_tlab_objects",
-                "count",
-            ),
-            (
-                Some("alloc_in_new_tlab_bytes"),
-                "memory",
-                "alloc_in_new_tlab_bytes",
-                "bytes",
-            ),
-            (
-                Some("alloc_outside_tlab_objects"),
-                "memory",
-                "alloc_outside_tlab_objects",
-                "count",
-            ),
-            (
-                Some("alloc_outside_tlab_bytes"),
-                "memory",
-                "alloc_outside_tlab_bytes",
-                "bytes",
-            ),
+            (Some("alloc_in_new_tlab_objects"), "memory", "alloc_in_new_tlab_objects", "count"),
+            (Some("alloc_in_new_tlab_bytes"), "memory", "alloc_in_new_tlab_bytes", "bytes"),
+            (Some("alloc_outside_tlab_objects"), "memory", "alloc_outside_tlab_objects", "count"),
+            (Some("alloc_outside_tlab_bytes"), "memory", "alloc_outside_tlab_bytes", "bytes"),
             (Some("live"), "memory", "live", "count"),
             (Some("goroutines"), "goroutine", "goroutines", "count"),
             (Some("mutex_count"), "mutex", "contentions", "count"),
@@ -150,11 +119,7 @@ mod tests {
         for &(suffix, metric, st, unit) in rows {
             // Rate 0: no scaling for any row.
             let t = profile_type(suffix, 0).unwrap();
-            assert_eq!(
-                (t.metric, t.sample_type, t.sample_unit),
-                (metric, st, unit),
-                "{suffix:?}"
-            );
+            assert_eq!((t.metric, t.sample_type, t.sample_unit), (metric, st, unit), "{suffix:?}");
             assert_eq!((t.period, t.scale), (None, 1), "{suffix:?}");
             // Rate 100: only CPU and wall rows change.
             let t = profile_type(suffix, 100).unwrap();
@@ -187,10 +152,7 @@ mod tests {
     fn unknown_suffixes() {
         let e = profile_type(Some("app"), 100).unwrap_err();
         assert_eq!(e.to_string(), "unknown profile type: app");
-        assert_eq!(
-            profile_type(Some(""), 100).unwrap_err().to_string(),
-            "unknown profile type: "
-        );
+        assert_eq!(profile_type(Some(""), 100).unwrap_err().to_string(), "unknown profile type: ");
         assert!(profile_type(Some("CPU"), 100).is_err());
         assert!(profile_type(Some("goroutine"), 100).is_err());
     }

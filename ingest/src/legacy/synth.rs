@@ -15,10 +15,7 @@ struct Strings {
 
 impl Strings {
     fn new() -> Self {
-        let mut s = Self {
-            table: Vec::new(),
-            index: HashMap::new(),
-        };
+        let mut s = Self { table: Vec::new(), index: HashMap::new() };
         s.intern("");
         s
     }
@@ -45,18 +42,9 @@ pub fn build_profile<'a>(
     duration_nanos: i64,
 ) -> Profile {
     let mut strings = Strings::new();
-    let sample_type = ValueType {
-        r#type: strings.intern(ty.sample_type),
-        unit: strings.intern(ty.sample_unit),
-    };
+    let sample_type = ValueType { r#type: strings.intern(ty.sample_type), unit: strings.intern(ty.sample_unit) };
     let (period_type, period) = match ty.period {
-        Some((pt, pu, period)) => (
-            Some(ValueType {
-                r#type: strings.intern(pt),
-                unit: strings.intern(pu),
-            }),
-            period,
-        ),
+        Some((pt, pu, period)) => (Some(ValueType { r#type: strings.intern(pt), unit: strings.intern(pu) }), period),
         None => (None, 0),
     };
 
@@ -74,19 +62,11 @@ pub fn build_profile<'a>(
                 None => {
                     let id = functions.len() as u64 + 1;
                     let name = strings.intern(frame);
-                    functions.push(Function {
-                        id,
-                        name,
-                        system_name: name,
-                        ..Default::default()
-                    });
+                    functions.push(Function { id, name, system_name: name, ..Default::default() });
                     locations.push(Location {
                         id,
                         mapping_id: 1,
-                        line: vec![Line {
-                            function_id: id,
-                            line: 0,
-                        }],
+                        line: vec![Line { function_id: id, line: 0 }],
                         ..Default::default()
                     });
                     frame_ids.insert(frame, id);
@@ -114,22 +94,14 @@ pub fn build_profile<'a>(
         .filter(|(_, count)| *count > 0)
         .map(|(location_id, count)| {
             let value = i64::try_from(count.saturating_mul(ty.scale)).unwrap_or(i64::MAX);
-            Sample {
-                location_id,
-                value: vec![value],
-                label: Vec::new(),
-            }
+            Sample { location_id, value: vec![value], label: Vec::new() }
         })
         .collect();
 
     Profile {
         sample_type: vec![sample_type],
         sample,
-        mapping: vec![Mapping {
-            id: 1,
-            has_functions: true,
-            ..Default::default()
-        }],
+        mapping: vec![Mapping { id: 1, has_functions: true, ..Default::default() }],
         location: locations,
         function: functions,
         string_table: strings.table,
@@ -152,11 +124,7 @@ mod tests {
             .iter()
             .map(|id| {
                 let loc = p.location.iter().find(|l| l.id == *id).unwrap();
-                let f = p
-                    .function
-                    .iter()
-                    .find(|f| f.id == loc.line[0].function_id)
-                    .unwrap();
+                let f = p.function.iter().find(|f| f.id == loc.line[0].function_id).unwrap();
                 string_at(p, f.name).to_string()
             })
             .collect()
@@ -165,20 +133,12 @@ mod tests {
     #[test]
     fn structure_of_a_cpu_profile() {
         let ty = profile_type(Some("cpu"), 100).unwrap();
-        let p = build_profile(
-            [("a;b;c", 2), ("a;b", 1), ("a;b;c", 3), ("x y;b", 0)],
-            &ty,
-            5,
-            7,
-        );
+        let p = build_profile([("a;b;c", 2), ("a;b", 1), ("a;b;c", 3), ("x y;b", 0)], &ty, 5, 7);
         assert_eq!(p.string_table[0], "");
         assert_eq!(string_at(&p, p.sample_type[0].r#type), "cpu");
         assert_eq!(string_at(&p, p.sample_type[0].unit), "nanoseconds");
         let pt = p.period_type.unwrap();
-        assert_eq!(
-            (string_at(&p, pt.r#type), string_at(&p, pt.unit)),
-            ("cpu", "nanoseconds")
-        );
+        assert_eq!((string_at(&p, pt.r#type), string_at(&p, pt.unit)), ("cpu", "nanoseconds"));
         assert_eq!(p.period, 10_000_000);
         assert_eq!((p.time_nanos, p.duration_nanos), (5, 7));
         assert_eq!(p.mapping.len(), 1);

@@ -34,16 +34,6 @@ pub(super) fn convert(
     if profile.sample.is_empty() {
         return Ok(Vec::new());
     }
-    let labels = series_labels(
-        name,
-        service,
-        ty.metric,
-        &meta.spy_name,
-        AppNameLabel::AsAppName,
-    );
-    Ok(vec![LegacyProfile {
-        labels,
-        profile,
-        uncompressed_size: body.len(),
-    }])
+    let labels = series_labels(name, service, ty.metric, &meta.spy_name, AppNameLabel::AsAppName);
+    Ok(vec![LegacyProfile { labels, profile, uncompressed_size: body.len() }])
 }

@@ -79,10 +79,7 @@ impl Labels {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|l| l.name.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].value.as_str())
+        self.0.binary_search_by(|l| l.name.as_str().cmp(name)).ok().map(|i| self.0[i].value.as_str())
     }
 
     /// Sets a label, replacing any value it had.

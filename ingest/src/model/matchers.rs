@@ -59,10 +59,13 @@ impl Matcher {
         let name = name.into();
         let value = value.into();
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                Regex::new(&format!("^(?s:{value})$"))
-                    .map_err(|source| MatcherError { name: name.clone(), pattern: value.clone(), source })?,
-            ),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(Regex::new(&format!("^(?s:{value})$")).map_err(|source| MatcherError {
+                    name: name.clone(),
+                    pattern: value.clone(),
+                    source,
+                })?)
+            }
             _ => None,
         };
         Ok(Self { name, op, value, regex })

@@ -45,11 +45,7 @@ impl ProfileType {
 
 impl fmt::Display for ProfileType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}:{}:{}",
-            self.name, self.sample_type, self.sample_unit, self.period_type, self.period_unit
-        )
+        write!(f, "{}:{}:{}:{}:{}", self.name, self.sample_type, self.sample_unit, self.period_type, self.period_unit)
     }
 }
 

@@ -15,32 +15,18 @@ pub enum SelectorError {
     #[error("empty selector at byte {offset}: expected a metric name or '{{'")]
     Empty { offset: usize },
     #[error("unexpected {found} at byte {offset}: expected {expected}")]
-    Unexpected {
-        offset: usize,
-        found: String,
-        expected: &'static str,
-    },
+    Unexpected { offset: usize, found: String, expected: &'static str },
     #[error("unterminated quoted string starting at byte {offset}")]
     UnterminatedString { offset: usize },
     #[error("invalid escape sequence {sequence:?} at byte {offset}: {reason}")]
-    InvalidEscape {
-        offset: usize,
-        sequence: String,
-        reason: &'static str,
-    },
+    InvalidEscape { offset: usize, sequence: String, reason: &'static str },
     /// `\x` and octal escapes produce raw bytes (as in Go); the result must still be UTF-8.
     #[error("quoted string starting at byte {offset} is not valid UTF-8 once unescaped")]
     InvalidUtf8 { offset: usize },
     #[error("empty {what} at byte {offset}")]
     EmptyName { offset: usize, what: &'static str },
-    #[error(
-        "metric name must not be set twice: {first:?} and {second:?} (second at byte {offset})"
-    )]
-    MetricNameTwice {
-        offset: usize,
-        first: String,
-        second: String,
-    },
+    #[error("metric name must not be set twice: {first:?} and {second:?} (second at byte {offset})")]
+    MetricNameTwice { offset: usize, first: String, second: String },
     #[error("invalid matcher value at byte {offset}: {source}")]
     InvalidMatcher {
         offset: usize,
@@ -173,22 +159,12 @@ impl Parser<'_> {
                 return Err(self.unexpected("a match operator (=, !=, =~, !~)"));
             }
             if name.is_empty() {
-                return Err(SelectorError::EmptyName {
-                    offset,
-                    what: "metric name",
-                });
+                return Err(SelectorError::EmptyName { offset, what: "metric name" });
             }
-            return Ok(Entry {
-                offset,
-                matcher: Matcher::equal(METRIC_NAME, name),
-                is_metric_name: true,
-            });
+            return Ok(Entry { offset, matcher: Matcher::equal(METRIC_NAME, name), is_metric_name: true });
         };
         if name.is_empty() {
-            return Err(SelectorError::EmptyName {
-                offset,
-                what: "label name",
-            });
+            return Err(SelectorError::EmptyName { offset, what: "label name" });
         }
 
         self.skip_ws();
@@ -197,16 +173,9 @@ impl Parser<'_> {
             Some(q @ ('"' | '\'' | '`')) => self.string(q)?,
             _ => return Err(self.unexpected("a quoted label value")),
         };
-        let matcher =
-            Matcher::new(op, name, value).map_err(|source| SelectorError::InvalidMatcher {
-                offset: value_offset,
-                source,
-            })?;
-        Ok(Entry {
-            offset,
-            matcher,
-            is_metric_name: false,
-        })
+        let matcher = Matcher::new(op, name, value)
+            .map_err(|source| SelectorError::InvalidMatcher { offset: value_offset, source })?;
+        Ok(Entry { offset, matcher, is_metric_name: false })
     }
 
     fn op(&mut self) -> Option<MatchOp> {
@@ -263,17 +232,10 @@ impl Parser<'_> {
     }
 
     /// One escape sequence; `pos` is just past the backslash.
-    fn escape(
-        &mut self,
-        q: char,
-        buf: &mut Vec<u8>,
-        string_start: usize,
-    ) -> Result<(), SelectorError> {
+    fn escape(&mut self, q: char, buf: &mut Vec<u8>, string_start: usize) -> Result<(), SelectorError> {
         let esc_start = self.pos - 1;
         let Some(c) = self.peek() else {
-            return Err(SelectorError::UnterminatedString {
-                offset: string_start,
-            });
+            return Err(SelectorError::UnterminatedString { offset: string_start });
         };
         self.pos += c.len_utf8();
         let simple = match c {
@@ -294,20 +256,16 @@ impl Parser<'_> {
         }
         match c {
             // Go only lets a string escape its own delimiter: `"\'"` is a syntax error.
-            '"' | '\'' => {
-                Err(self.bad_escape(esc_start, "only the enclosing quote may be escaped"))
-            }
+            '"' | '\'' => Err(self.bad_escape(esc_start, "only the enclosing quote may be escaped")),
             'x' => {
                 let v = self.digits(esc_start, 2, 16, "\\x needs exactly two hex digits")?;
                 buf.push(v as u8);
                 Ok(())
             }
             '0'..='7' => {
-                let rest =
-                    self.digits(esc_start, 2, 8, "octal escapes need exactly three digits")?;
+                let rest = self.digits(esc_start, 2, 8, "octal escapes need exactly three digits")?;
                 let v = (c as u32 - '0' as u32) << 6 | rest;
-                let b = u8::try_from(v)
-                    .map_err(|_| self.bad_escape(esc_start, "octal escape value is above 255"))?;
+                let b = u8::try_from(v).map_err(|_| self.bad_escape(esc_start, "octal escape value is above 255"))?;
                 buf.push(b);
                 Ok(())
             }
@@ -319,12 +277,8 @@ impl Parser<'_> {
                 };
                 let v = self.digits(esc_start, n, 16, reason)?;
                 // Rejects surrogates and values past U+10FFFF, as PromQL's lexer does.
-                let ch = char::from_u32(v).ok_or_else(|| {
-                    self.bad_escape(
-                        esc_start,
-                        "escape sequence is an invalid Unicode code point",
-                    )
-                })?;
+                let ch = char::from_u32(v)
+                    .ok_or_else(|| self.bad_escape(esc_start, "escape sequence is an invalid Unicode code point"))?;
                 let mut tmp = [0u8; 4];
                 buf.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
                 Ok(())
@@ -335,20 +289,10 @@ impl Parser<'_> {
 
     /// Exactly `n` digits of `radix`. Digits are ASCII, so stepping one byte at a time keeps `pos`
     /// on a char boundary; on failure `pos` stays before the offending char.
-    fn digits(
-        &mut self,
-        esc_start: usize,
-        n: usize,
-        radix: u32,
-        reason: &'static str,
-    ) -> Result<u32, SelectorError> {
+    fn digits(&mut self, esc_start: usize, n: usize, radix: u32, reason: &'static str) -> Result<u32, SelectorError> {
         let mut v: u32 = 0;
         for _ in 0..n {
-            let d = self
-                .rest()
-                .as_bytes()
-                .first()
-                .and_then(|&b| char::from(b).to_digit(radix));
+            let d = self.rest().as_bytes().first().and_then(|&b| char::from(b).to_digit(radix));
             let Some(d) = d else {
                 return Err(self.bad_escape(esc_start, reason));
             };
@@ -359,16 +303,8 @@ impl Parser<'_> {
     }
 
     fn bad_escape(&self, offset: usize, reason: &'static str) -> SelectorError {
-        let sequence = self
-            .src
-            .get(offset..self.pos)
-            .unwrap_or_default()
-            .to_owned();
-        SelectorError::InvalidEscape {
-            offset,
-            sequence,
-            reason,
-        }
+        let sequence = self.src.get(offset..self.pos).unwrap_or_default().to_owned();
+        SelectorError::InvalidEscape { offset, sequence, reason }
     }
 
     fn unexpected(&self, expected: &'static str) -> SelectorError {
@@ -376,11 +312,7 @@ impl Parser<'_> {
             Some(c) => format!("{c:?}"),
             None => "end of input".to_owned(),
         };
-        SelectorError::Unexpected {
-            offset: self.pos,
-            found,
-            expected,
-        }
+        SelectorError::Unexpected { offset: self.pos, found, expected }
     }
 
     fn rest(&self) -> &str {
@@ -398,10 +330,7 @@ impl Parser<'_> {
 
     fn take_while(&mut self, pred: impl Fn(char) -> bool) -> &str {
         let start = self.pos;
-        let len = self
-            .rest()
-            .find(|c: char| !pred(c))
-            .unwrap_or(self.rest().len());
+        let len = self.rest().find(|c: char| !pred(c)).unwrap_or(self.rest().len());
         self.pos += len;
         self.src.get(start..self.pos).unwrap_or_default()
     }
@@ -410,19 +339,13 @@ impl Parser<'_> {
 /// A metric name (the prefix or a bare quoted string) may appear once and may not be combined
 /// with an explicit `__name__` matcher: PromQL rejects that rather than silently AND-ing two
 /// names. Several explicit `__name__` matchers alone are ordinary matchers and allowed.
-fn check_metric_name_once(
-    prefix: Option<&(String, usize)>,
-    entries: &[Entry],
-) -> Result<(), SelectorError> {
-    let mut names = prefix
-        .map(|(name, offset)| (name.as_str(), *offset, true))
-        .into_iter()
-        .chain(
-            entries
-                .iter()
-                .filter(|e| e.matcher.name == METRIC_NAME)
-                .map(|e| (e.matcher.value.as_str(), e.offset, e.is_metric_name)),
-        );
+fn check_metric_name_once(prefix: Option<&(String, usize)>, entries: &[Entry]) -> Result<(), SelectorError> {
+    let mut names = prefix.map(|(name, offset)| (name.as_str(), *offset, true)).into_iter().chain(
+        entries
+            .iter()
+            .filter(|e| e.matcher.name == METRIC_NAME)
+            .map(|e| (e.matcher.value.as_str(), e.offset, e.is_metric_name)),
+    );
     let Some(first) = names.next() else {
         return Ok(());
     };
@@ -430,11 +353,7 @@ fn check_metric_name_once(
     for (value, offset, is_metric_name) in names {
         saw_metric_name |= is_metric_name;
         if saw_metric_name {
-            return Err(SelectorError::MetricNameTwice {
-                offset,
-                first: first.0.to_owned(),
-                second: value.to_owned(),
-            });
+            return Err(SelectorError::MetricNameTwice { offset, first: first.0.to_owned(), second: value.to_owned() });
         }
     }
     Ok(())
@@ -482,22 +401,14 @@ mod tests {
     #[test]
     fn plain() {
         assert_eq!(parsed(r#"{a="x"}"#), vec![m("a", Equal, "x")]);
-        assert_eq!(
-            parsed(r#"{service_name="my-app"}"#),
-            vec![m("service_name", Equal, "my-app")]
-        );
+        assert_eq!(parsed(r#"{service_name="my-app"}"#), vec![m("service_name", Equal, "my-app")]);
     }
 
     #[test]
     fn all_four_ops() {
         assert_eq!(
             parsed(r#"{a="x", b!="y", c=~"re.*", d!~"re"}"#),
-            vec![
-                m("a", Equal, "x"),
-                m("b", NotEqual, "y"),
-                m("c", Regex, "re.*"),
-                m("d", NotRegex, "re")
-            ]
+            vec![m("a", Equal, "x"), m("b", NotEqual, "y"), m("c", Regex, "re.*"), m("d", NotRegex, "re")]
         );
     }
 
@@ -510,22 +421,14 @@ mod tests {
     #[test]
     fn trailing_comma() {
         assert_eq!(parsed(r#"{a="b", }"#), vec![m("a", Equal, "b")]);
-        assert_eq!(
-            parsed(r#"{a="b",c="d",}"#),
-            vec![m("a", Equal, "b"), m("c", Equal, "d")]
-        );
+        assert_eq!(parsed(r#"{a="b",c="d",}"#), vec![m("a", Equal, "b"), m("c", Equal, "d")]);
     }
 
     #[test]
     fn whitespace_everywhere() {
         assert_eq!(
             parsed(" \t\n foo \r\n { a \t= \"x\" ,\n b\n!=\n'y' , c =~ `z` ,\t} \n"),
-            vec![
-                m("a", Equal, "x"),
-                m("b", NotEqual, "y"),
-                m("c", Regex, "z"),
-                m(METRIC_NAME, Equal, "foo")
-            ]
+            vec![m("a", Equal, "x"), m("b", NotEqual, "y"), m("c", Regex, "z"), m(METRIC_NAME, Equal, "foo")]
         );
     }
 
@@ -533,35 +436,22 @@ mod tests {
     fn metric_name_prefix() {
         assert_eq!(parsed("foo"), vec![m(METRIC_NAME, Equal, "foo")]);
         assert_eq!(parsed("foo{}"), vec![m(METRIC_NAME, Equal, "foo")]);
-        assert_eq!(
-            parsed(r#"foo:bar_1{a="b"}"#),
-            vec![m("a", Equal, "b"), m(METRIC_NAME, Equal, "foo:bar_1")]
-        );
+        assert_eq!(parsed(r#"foo:bar_1{a="b"}"#), vec![m("a", Equal, "b"), m(METRIC_NAME, Equal, "foo:bar_1")]);
     }
 
     #[test]
     fn quoted_utf8_label_names() {
         assert_eq!(
             parsed(r#"{"service.name"="x", 'k8s.pod'!~"p.*", `raw.name`="y"}"#),
-            vec![
-                m("service.name", Equal, "x"),
-                m("k8s.pod", NotRegex, "p.*"),
-                m("raw.name", Equal, "y")
-            ]
+            vec![m("service.name", Equal, "x"), m("k8s.pod", NotRegex, "p.*"), m("raw.name", Equal, "y")]
         );
         assert_eq!(parsed(r#"{"名前"="値"}"#), vec![m("名前", Equal, "値")]);
     }
 
     #[test]
     fn quoted_metric_name_inside_braces() {
-        assert_eq!(
-            parsed(r#"{"my.metric", a="b"}"#),
-            vec![m(METRIC_NAME, Equal, "my.metric"), m("a", Equal, "b")]
-        );
-        assert_eq!(
-            parsed(r#"{a="b", "my.metric" }"#),
-            vec![m("a", Equal, "b"), m(METRIC_NAME, Equal, "my.metric")]
-        );
+        assert_eq!(parsed(r#"{"my.metric", a="b"}"#), vec![m(METRIC_NAME, Equal, "my.metric"), m("a", Equal, "b")]);
+        assert_eq!(parsed(r#"{a="b", "my.metric" }"#), vec![m("a", Equal, "b"), m(METRIC_NAME, Equal, "my.metric")]);
     }
 
     #[test]
@@ -574,9 +464,7 @@ mod tests {
 
     #[test]
     fn query_with_profile_type_prefix() {
-        let (id, ms) =
-            parse_query(r#"process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="x"}"#)
-                .unwrap();
+        let (id, ms) = parse_query(r#"process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="x"}"#).unwrap();
         assert_eq!(id, "process_cpu:cpu:nanoseconds:cpu:nanoseconds");
         assert_eq!(ms, vec![Matcher::equal("service_name", "x")]);
 
@@ -585,8 +473,7 @@ mod tests {
         assert_eq!(id, "process_cpu:samples:count::milliseconds");
         assert!(ms.is_empty());
 
-        let (id, ms) =
-            parse_query(r#" memory:alloc_space:bytes:space:bytes { a = "b" , } "#).unwrap();
+        let (id, ms) = parse_query(r#" memory:alloc_space:bytes:space:bytes { a = "b" , } "#).unwrap();
         assert_eq!(id, "memory:alloc_space:bytes:space:bytes");
         assert_eq!(ms, vec![Matcher::equal("a", "b")]);
     }
@@ -603,9 +490,7 @@ mod tests {
 
     #[test]
     fn query_takes_id_from_name_matcher() {
-        let (id, ms) =
-            parse_query(r#"{__name__="wall:wall:microseconds:wall:microseconds", a!="b"}"#)
-                .unwrap();
+        let (id, ms) = parse_query(r#"{__name__="wall:wall:microseconds:wall:microseconds", a!="b"}"#).unwrap();
         assert_eq!(id, "wall:wall:microseconds:wall:microseconds");
         assert_eq!(ms, vec![Matcher::new(NotEqual, "a", "b").unwrap()]);
     }
@@ -619,10 +504,7 @@ mod tests {
 
     #[test]
     fn simple_escapes() {
-        assert_eq!(
-            single_value(r#"{a="\a\b\f\n\r\t\v\\\""}"#),
-            "\x07\x08\x0c\n\r\t\x0b\\\""
-        );
+        assert_eq!(single_value(r#"{a="\a\b\f\n\r\t\v\\\""}"#), "\x07\x08\x0c\n\r\t\x0b\\\"");
         assert_eq!(single_value(r#"{a='it\'s'}"#), "it's");
         // The other quote needs no escape.
         assert_eq!(single_value(r#"{a="it's"}"#), "it's");
@@ -736,10 +618,7 @@ mod tests {
             "{a=\"b\"}\u{a0}",
         ];
         for input in cases {
-            assert!(
-                parse_selector(input).is_err(),
-                "{input:?} should be rejected"
-            );
+            assert!(parse_selector(input).is_err(), "{input:?} should be rejected");
         }
     }
 
@@ -748,43 +627,23 @@ mod tests {
         let e = parse_selector(r#"{a="b"} x"#).unwrap_err().to_string();
         assert!(e.contains("byte 8") && e.contains("'x'"), "{e}");
         let e = parse_selector(r#"{a="b", c=~"("}"#).unwrap_err();
-        assert!(
-            matches!(e, SelectorError::InvalidMatcher { offset: 11, .. }),
-            "{e}"
-        );
+        assert!(matches!(e, SelectorError::InvalidMatcher { offset: 11, .. }), "{e}");
         let e = parse_selector(r#"{a="x\qy"}"#).unwrap_err();
-        assert!(
-            matches!(&e, SelectorError::InvalidEscape { offset: 5, sequence, .. } if sequence == r"\q"),
-            "{e}"
-        );
+        assert!(matches!(&e, SelectorError::InvalidEscape { offset: 5, sequence, .. } if sequence == r"\q"), "{e}");
         let e = parse_selector(r#"{a="é"} é"#).unwrap_err();
-        assert!(
-            matches!(e, SelectorError::Unexpected { offset: 9, .. }),
-            "{e}"
-        );
+        assert!(matches!(e, SelectorError::Unexpected { offset: 9, .. }), "{e}");
         let e = parse_selector(r#"foo{"bar"}"#).unwrap_err();
-        assert!(
-            matches!(e, SelectorError::MetricNameTwice { offset: 4, .. }),
-            "{e}"
-        );
+        assert!(matches!(e, SelectorError::MetricNameTwice { offset: 4, .. }), "{e}");
         let e = parse_selector(r#"{a="b"#).unwrap_err();
-        assert!(
-            matches!(e, SelectorError::UnterminatedString { offset: 3 }),
-            "{e}"
-        );
-        assert!(matches!(
-            parse_selector("  ").unwrap_err(),
-            SelectorError::Empty { offset: 2 }
-        ));
+        assert!(matches!(e, SelectorError::UnterminatedString { offset: 3 }), "{e}");
+        assert!(matches!(parse_selector("  ").unwrap_err(), SelectorError::Empty { offset: 2 }));
     }
 
     /// Every prefix and every char-boundary cut of valid selectors must return, not panic.
     #[test]
     fn no_panics_on_truncated_input() {
-        let inputs = [
-            r#"proc:cpu{"sérvice.name"="x\u00e9\xc3\xa9\101", b!~`r.*`, c=~'é+', "m.é",}"#,
-            r#"{a="\U0001F600😀"}"#,
-        ];
+        let inputs =
+            [r#"proc:cpu{"sérvice.name"="x\u00e9\xc3\xa9\101", b!~`r.*`, c=~'é+', "m.é",}"#, r#"{a="\U0001F600😀"}"#];
         for input in inputs {
             for (i, _) in input.char_indices() {
                 let _ = parse_selector(&input[..i]);

@@ -41,14 +41,7 @@ pub fn flamegraph(tree: &FunctionTree, max_nodes: usize) -> FlameGraph {
     let mut levels: Vec<Vec<i64>> = Vec::new();
     let mut max_self = 0i64;
 
-    let mut stack = vec![Pending {
-        node: FunctionTree::ROOT,
-        depth: 0,
-        x: 0,
-        total,
-        self_value: 0,
-        expand: true,
-    }];
+    let mut stack = vec![Pending { node: FunctionTree::ROOT, depth: 0, x: 0, total, self_value: 0, expand: true }];
     while let Some(p) = stack.pop() {
         max_self = max_self.max(p.self_value);
         let index = if p.node == FunctionTree::ROOT {
@@ -98,10 +91,5 @@ pub fn flamegraph(tree: &FunctionTree, max_nodes: usize) -> FlameGraph {
         })
         .collect();
 
-    FlameGraph {
-        names,
-        levels,
-        total,
-        max_self,
-    }
+    FlameGraph { names, levels, total, max_self }
 }

@@ -21,14 +21,8 @@ pub fn to_pprof(
     duration_nanos: i64,
 ) -> Profile {
     let mut strings = StringTable::default();
-    let sample_type = ValueType {
-        r#type: strings.index(sample_type.0),
-        unit: strings.index(sample_type.1),
-    };
-    let period_type = ValueType {
-        r#type: strings.index(period_type.0),
-        unit: strings.index(period_type.1),
-    };
+    let sample_type = ValueType { r#type: strings.index(sample_type.0), unit: strings.index(sample_type.1) };
+    let period_type = ValueType { r#type: strings.index(period_type.0), unit: strings.index(period_type.1) };
 
     // Location (= function) id per tree name id; 0 = not assigned yet.
     let mut location_of = vec![0u64; tree.name_count()];
@@ -47,28 +41,13 @@ pub fn to_pprof(
             if location_of[name] == 0 {
                 let id = function.len() as u64 + 1;
                 location_of[name] = id;
-                function.push(Function {
-                    id,
-                    name: strings.index(tree.name(name as u32)),
-                    ..Function::default()
-                });
-                location.push(Location {
-                    id,
-                    line: vec![Line {
-                        function_id: id,
-                        line: 0,
-                    }],
-                    ..Location::default()
-                });
+                function.push(Function { id, name: strings.index(tree.name(name as u32)), ..Function::default() });
+                location.push(Location { id, line: vec![Line { function_id: id, line: 0 }], ..Location::default() });
             }
             location_id.push(location_of[name]);
             at = tree.parent(at);
         }
-        sample.push(Sample {
-            location_id,
-            value: vec![value],
-            label: Vec::new(),
-        });
+        sample.push(Sample { location_id, value: vec![value], label: Vec::new() });
     }
 
     Profile {
@@ -93,10 +72,7 @@ struct StringTable {
 
 impl Default for StringTable {
     fn default() -> Self {
-        Self {
-            strings: vec![String::new()],
-            index: HashMap::from([(String::new(), 0)]),
-        }
+        Self { strings: vec![String::new()], index: HashMap::from([(String::new(), 0)]) }
     }
 }
 

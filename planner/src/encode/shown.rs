@@ -26,19 +26,9 @@ pub(super) fn shown_children<'a>(
     view.children(node).iter().filter_map(move |&child| {
         let total = view.total(child);
         if Some(tree.name_id(child)) == other {
-            (total != 0).then_some(Shown {
-                node: child,
-                total,
-                self_value: total,
-                expand: false,
-            })
+            (total != 0).then_some(Shown { node: child, total, self_value: total, expand: false })
         } else {
-            Some(Shown {
-                node: child,
-                total,
-                self_value: tree.self_value(child),
-                expand: true,
-            })
+            Some(Shown { node: child, total, self_value: tree.self_value(child), expand: true })
         }
     })
 }

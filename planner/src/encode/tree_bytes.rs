@@ -26,15 +26,9 @@ pub fn tree_bytes(tree: &FunctionTree, max_nodes: usize) -> Vec<u8> {
     write_node(&mut out, "", 0, top);
 
     // Reversed so that popping yields children in layout order.
-    let mut stack: Vec<_> = shown_children(tree, &view, other, FunctionTree::ROOT)
-        .rev()
-        .collect();
+    let mut stack: Vec<_> = shown_children(tree, &view, other, FunctionTree::ROOT).rev().collect();
     while let Some(node) = stack.pop() {
-        let children = if node.expand {
-            shown_children(tree, &view, other, node.node).count()
-        } else {
-            0
-        };
+        let children = if node.expand { shown_children(tree, &view, other, node.node).count() } else { 0 };
         let name = tree.name(tree.name_id(node.node));
         write_node(&mut out, name, node.self_value, children);
         if children > 0 {

@@ -55,19 +55,11 @@ fn decode(fg: &FlameGraph) -> BTreeMap<String, (i64, i64)> {
                     *prev = name.clone();
                 }
                 _ => {
-                    assert_eq!(
-                        x,
-                        parent.0 + parent.2,
-                        "first child starts after parent self"
-                    );
+                    assert_eq!(x, parent.0 + parent.2, "first child starts after parent self");
                     cursor = Some((parent_at, x + total, name.clone()));
                 }
             }
-            let path = if parent.3.is_empty() {
-                name
-            } else {
-                format!("{};{name}", parent.3)
-            };
+            let path = if parent.3.is_empty() { name } else { format!("{};{name}", parent.3) };
             assert!(out.insert(path.clone(), (own, total)).is_none());
             here.push((x, total, own, path));
         }
@@ -82,14 +74,7 @@ fn flamegraph_small_tree_exact_levels() {
     let fg = flamegraph(&tree, 0);
     // Visit order: root, d (last child first), a, c, b.
     assert_eq!(fg.names, ["total", "d", "a", "c", "b"]);
-    assert_eq!(
-        levels(&fg),
-        vec![
-            vec![0, 6, 0, 0],
-            vec![0, 5, 0, 2, 0, 1, 1, 1],
-            vec![0, 3, 3, 4, 0, 2, 2, 3],
-        ]
-    );
+    assert_eq!(levels(&fg), vec![vec![0, 6, 0, 0], vec![0, 5, 0, 2, 0, 1, 1, 1], vec![0, 3, 3, 4, 0, 2, 2, 3],]);
     assert_eq!(fg.total, 6);
     assert_eq!(fg.max_self, 3);
 }
@@ -117,15 +102,7 @@ fn flamegraph_cut_puts_other_last_and_counts_it_in_max_self() {
     // Totals: a 11, a;b 5, e 3, a;c 2, a;d 2, a;other 2, a;other;x 2, f 1, f;g 1, h 1.
     // Root total 16. max_nodes 4 -> threshold 2: f and h fold into the root's `other` (2), a;other stays the
     // `other` of a (as a leaf).
-    let tree = tree_of(&[
-        ("a;b", 5),
-        ("a;c", 2),
-        ("a;d", 2),
-        ("a;other;x", 2),
-        ("e", 3),
-        ("f;g", 1),
-        ("h", 1),
-    ]);
+    let tree = tree_of(&[("a;b", 5), ("a;c", 2), ("a;d", 2), ("a;other;x", 2), ("e", 3), ("f;g", 1), ("h", 1)]);
     let fg = flamegraph(&tree, 4);
     assert_eq!(fg.names, ["total", "other", "e", "a", "d", "c", "b"]);
     assert_eq!(
@@ -142,14 +119,7 @@ fn flamegraph_cut_puts_other_last_and_counts_it_in_max_self() {
     // A big enough `other` sets max_self: max_nodes 1 leaves a (11) with `other` 11 below it.
     let fg = flamegraph(&tree, 1);
     assert_eq!(fg.names, ["total", "other", "a"]);
-    assert_eq!(
-        levels(&fg),
-        vec![
-            vec![0, 16, 0, 0],
-            vec![0, 11, 0, 2, 0, 5, 5, 1],
-            vec![0, 11, 11, 1],
-        ]
-    );
+    assert_eq!(levels(&fg), vec![vec![0, 16, 0, 0], vec![0, 11, 0, 2, 0, 5, 5, 1], vec![0, 11, 11, 1],]);
     assert_eq!(fg.max_self, 11);
 
     // Without a cut, a real `other` frame is still shown as a leaf after its siblings.
@@ -173,14 +143,7 @@ fn flamegraph_function_called_total_reuses_index_zero() {
     let tree = tree_of(&[("total;x", 1), ("y;total", 2)]);
     let fg = flamegraph(&tree, 0);
     assert_eq!(fg.names, ["total", "y", "x"]);
-    assert_eq!(
-        levels(&fg),
-        vec![
-            vec![0, 3, 0, 0],
-            vec![0, 1, 0, 0, 0, 2, 0, 1],
-            vec![0, 1, 1, 2, 0, 2, 2, 0],
-        ]
-    );
+    assert_eq!(levels(&fg), vec![vec![0, 3, 0, 0], vec![0, 1, 0, 0, 0, 2, 0, 1], vec![0, 1, 1, 2, 0, 2, 2, 0],]);
 }
 
 #[test]
@@ -194,11 +157,7 @@ fn flamegraph_decodes_to_the_tree_on_random_input() {
 
     for max_nodes in [1, 10, 500, 5000] {
         let fg = flamegraph(&tree, max_nodes);
-        assert_eq!(
-            decode(&fg),
-            node_map(&tree.truncate(max_nodes)),
-            "{max_nodes}"
-        );
+        assert_eq!(decode(&fg), node_map(&tree.truncate(max_nodes)), "{max_nodes}");
         assert_eq!(fg.total, tree.total());
     }
     // Encoding a tree the aggregate already cut, with no further cut, is the same as cutting
@@ -221,9 +180,7 @@ fn flamegraph_decodes_to_the_tree_on_random_input() {
 fn encode_scale_ten_million_nodes() {
     let started = std::time::Instant::now();
     let mut tree = FunctionTree::new();
-    let names: Vec<u32> = (0..200_000)
-        .map(|i| tree.intern(&format!("fn_{i}")))
-        .collect();
+    let names: Vec<u32> = (0..200_000).map(|i| tree.intern(&format!("fn_{i}"))).collect();
     let mut rng = Rng(42);
     let mut node = FunctionTree::ROOT;
     while tree.node_count() < 10_000_000 {

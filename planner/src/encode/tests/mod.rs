@@ -51,9 +51,7 @@ pub(super) fn random_tree(seed: u64, count: usize, names: u64) -> FunctionTree {
     let mut tree = FunctionTree::new();
     for _ in 0..count {
         let depth = 1 + rng.below(10) as usize;
-        let stack: Vec<String> = (0..depth)
-            .map(|_| format!("f{}", rng.below(names)))
-            .collect();
+        let stack: Vec<String> = (0..depth).map(|_| format!("f{}", rng.below(names))).collect();
         tree.insert_stack(&stack, 1 + rng.below(1000) as i64);
     }
     tree

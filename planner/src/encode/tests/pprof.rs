@@ -14,18 +14,10 @@ fn decode(profile: &Profile) -> BTreeMap<String, i64> {
             .location_id
             .iter()
             .map(|&id| {
-                let location = profile
-                    .location
-                    .iter()
-                    .find(|l| l.id == id)
-                    .expect("location");
+                let location = profile.location.iter().find(|l| l.id == id).expect("location");
                 assert_eq!(location.line.len(), 1);
                 let function_id = location.line[0].function_id;
-                let function = profile
-                    .function
-                    .iter()
-                    .find(|f| f.id == function_id)
-                    .expect("function");
+                let function = profile.function.iter().find(|f| f.id == function_id).expect("function");
                 string(function.name)
             })
             .collect();
@@ -38,38 +30,21 @@ fn decode(profile: &Profile) -> BTreeMap<String, i64> {
 
 /// `root-first path -> self` for the nodes with a non-zero self value.
 fn leaf_paths(tree: &flamedb_exec::tree::FunctionTree) -> BTreeMap<String, i64> {
-    super::node_map(tree)
-        .into_iter()
-        .filter(|(_, (own, _))| *own != 0)
-        .map(|(path, (own, _))| (path, own))
-        .collect()
+    super::node_map(tree).into_iter().filter(|(_, (own, _))| *own != 0).map(|(path, (own, _))| (path, own)).collect()
 }
 
 #[test]
 fn pprof_small_tree() {
     let tree = tree_of(&[("main;run;work", 7), ("main;run", 2), ("main;idle", 1)]);
-    let profile = to_pprof(
-        &tree,
-        ("cpu", "nanoseconds"),
-        ("cpu", "nanoseconds"),
-        10_000_000,
-        5,
-        60,
-    );
+    let profile = to_pprof(&tree, ("cpu", "nanoseconds"), ("cpu", "nanoseconds"), 10_000_000, 5, 60);
     assert_eq!(profile.string_table[0], "");
     assert_eq!(profile.sample_type.len(), 1);
     let string = |i: i64| profile.string_table[i as usize].as_str();
     assert_eq!(string(profile.sample_type[0].r#type), "cpu");
     assert_eq!(string(profile.sample_type[0].unit), "nanoseconds");
     let period_type = profile.period_type.expect("period type");
-    assert_eq!(
-        (string(period_type.r#type), string(period_type.unit)),
-        ("cpu", "nanoseconds")
-    );
-    assert_eq!(
-        (profile.period, profile.time_nanos, profile.duration_nanos),
-        (10_000_000, 5, 60)
-    );
+    assert_eq!((string(period_type.r#type), string(period_type.unit)), ("cpu", "nanoseconds"));
+    assert_eq!((profile.period, profile.time_nanos, profile.duration_nanos), (10_000_000, 5, 60));
 
     assert_eq!(profile.sample.len(), 3);
     assert_eq!(profile.function.len(), 4);
@@ -80,8 +55,7 @@ fn pprof_small_tree() {
     for location in &profile.location {
         assert_eq!(location.line[0].function_id, location.id);
     }
-    let names: std::collections::HashSet<&str> =
-        profile.function.iter().map(|f| string(f.name)).collect();
+    let names: std::collections::HashSet<&str> = profile.function.iter().map(|f| string(f.name)).collect();
     assert_eq!(names.len(), 4, "one function per distinct name");
 
     let expected: BTreeMap<String, i64> = [("main;run;work", 7), ("main;run", 2), ("main;idle", 1)]
@@ -99,14 +73,7 @@ fn pprof_round_trips_random_tree() {
     assert_eq!(profile.sample.len(), leaf_paths(&tree).len());
     assert!(profile.function.len() <= 40);
 
-    let empty = to_pprof(
-        &flamedb_exec::tree::FunctionTree::new(),
-        ("samples", "count"),
-        ("", ""),
-        0,
-        0,
-        0,
-    );
+    let empty = to_pprof(&flamedb_exec::tree::FunctionTree::new(), ("samples", "count"), ("", ""), 0, 0, 0);
     assert!(empty.sample.is_empty() && empty.function.is_empty());
     assert_eq!(empty.string_table[0], "");
 }

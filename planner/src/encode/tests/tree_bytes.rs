@@ -39,11 +39,7 @@ fn tree_bytes_round_trip_equals_the_cut_tree() {
     for max_nodes in [0, 1, 7, 300, 100_000] {
         let bytes = tree_bytes(&tree, max_nodes);
         let decoded = decode_tree_bytes(&bytes).expect("own encoding decodes");
-        assert_eq!(
-            node_map(&decoded),
-            node_map(&tree.truncate(max_nodes)),
-            "{max_nodes}"
-        );
+        assert_eq!(node_map(&decoded), node_map(&tree.truncate(max_nodes)), "{max_nodes}");
     }
     let mut negative = FunctionTree::new();
     negative.insert_stack(&["x", "y"], -5);
@@ -55,12 +51,7 @@ fn tree_bytes_round_trip_equals_the_cut_tree() {
 fn tree_bytes_empty_tree() {
     assert!(tree_bytes(&FunctionTree::new(), 0).is_empty());
     assert_eq!(decode_tree_bytes(&[]).expect("empty").node_count(), 0);
-    assert_eq!(
-        decode_tree_bytes(&[0, 0, 0])
-            .expect("bare root")
-            .node_count(),
-        0
-    );
+    assert_eq!(decode_tree_bytes(&[0, 0, 0]).expect("bare root").node_count(), 0);
 }
 
 #[test]
@@ -90,15 +81,9 @@ fn tree_bytes_decode_rejects_bad_input_without_panicking() {
     }
     let mut longer = bytes.clone();
     longer.push(7);
-    assert_eq!(
-        decode_tree_bytes(&longer).unwrap_err(),
-        TreeDecodeError::TrailingBytes(1)
-    );
+    assert_eq!(decode_tree_bytes(&longer).unwrap_err(), TreeDecodeError::TrailingBytes(1));
     // A child count far beyond the data fails on input, not on allocation.
-    assert_eq!(
-        decode_tree_bytes(&[0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]).unwrap_err(),
-        TreeDecodeError::UnexpectedEof
-    );
+    assert_eq!(decode_tree_bytes(&[0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]).unwrap_err(), TreeDecodeError::UnexpectedEof);
     // Invalid UTF-8 names are repaired, not fatal.
     let tree = decode_tree_bytes(&[0, 0, 1, 2, 0xff, 0xfe, 1, 0]).expect("lossy name");
     assert_eq!(tree.total(), 1);

@@ -61,19 +61,28 @@ pub fn labels_type() -> DataType {
     DataType::Map(Arc::new(entries), false)
 }
 
+/// The columns both tables start with. After `tenant` and `labels` (computed by the scan), every
+/// column is the head chunk's column of the same position minus two.
+fn table(rest: Vec<Field>) -> SchemaRef {
+    let mut fields = vec![
+        Field::new(col::TENANT, DataType::Utf8, false),
+        Field::new(col::SERIES_ID, DataType::UInt32, false),
+        Field::new(col::LABELS, labels_type(), false),
+        Field::new(col::TIME, time_type(), false),
+    ];
+    fields.extend(rest);
+    Arc::new(Schema::new(fields))
+}
+
 /// Schema of the `samples` table.
 pub fn samples_schema() -> SchemaRef {
     static S: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(Schema::new(vec![
-            Field::new(col::TENANT, DataType::Utf8, false),
-            Field::new(col::SERIES_ID, DataType::UInt32, false),
-            Field::new(col::LABELS, labels_type(), false),
-            Field::new(col::TIME, time_type(), false),
+        table(vec![
             Field::new(col::PARTITION, DataType::UInt64, false),
             Field::new(col::STACKTRACE_ID, DataType::UInt32, false),
             Field::new(col::VALUE, DataType::Int64, false),
             Field::new(col::SPAN_ID, DataType::UInt64, true),
-        ]))
+        ])
     });
     S.clone()
 }
@@ -81,17 +90,32 @@ pub fn samples_schema() -> SchemaRef {
 /// Schema of the `profiles` table.
 pub fn profiles_schema() -> SchemaRef {
     static S: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(Schema::new(vec![
-            Field::new(col::TENANT, DataType::Utf8, false),
-            Field::new(col::SERIES_ID, DataType::UInt32, false),
-            Field::new(col::LABELS, labels_type(), false),
-            Field::new(col::TIME, time_type(), false),
+        table(vec![
             Field::new(col::DURATION, DataType::Int64, false),
             Field::new(col::TOTAL, DataType::Int64, false),
             Field::new(col::PARTITION, DataType::UInt64, false),
             Field::new(col::SAMPLE_COUNT, DataType::UInt32, false),
             Field::new(col::PROFILE_ID, DataType::Utf8, true),
-        ]))
+        ])
     });
     S.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use flamedb_ingest::head::columns::{profile_schema, sample_schema};
+
+    use super::*;
+
+    /// The scan maps table column `i >= 3` to head column `i - 2` and `series_id` to head column 0.
+    #[test]
+    fn table_columns_follow_head_columns() {
+        for (table, head) in [(samples_schema(), sample_schema()), (profiles_schema(), profile_schema())] {
+            assert_eq!(table.fields().len(), head.fields().len() + 2);
+            assert_eq!(table.field(1), head.field(0));
+            for i in 3..table.fields().len() {
+                assert_eq!(table.field(i), head.field(i - 2), "column {i}");
+            }
+        }
+    }
 }

@@ -17,35 +17,12 @@ use flamedb_ingest::model::{Matcher, ProfileType};
 use flamedb_ingest::validate::Limits;
 use flamedb_planner::limits::TimeRange;
 use flamedb_planner::{Engine, Selection};
-use flamedb_proto::google::v1::{Function, Line, Location, Profile, Sample, ValueType};
+use flamedb_proto::google::v1::Profile;
 
 const NOW: i64 = 1_800_000_000_000_000_000;
 
 fn pprof(stacks: &[(&[&str], i64)]) -> Profile {
-    let mut strings = vec![String::new(), "cpu".to_string(), "nanoseconds".to_string()];
-    let mut p = Profile {
-        sample_type: vec![ValueType { r#type: 1, unit: 2 }],
-        period_type: Some(ValueType { r#type: 1, unit: 2 }),
-        time_nanos: NOW - 1_000_000_000,
-        ..Default::default()
-    };
-    let mut ids: BTreeMap<&str, u64> = BTreeMap::new();
-    for (frames, v) in stacks {
-        let mut locs = Vec::new();
-        for f in frames.iter().rev() {
-            let next = ids.len() as u64 + 1;
-            let id = *ids.entry(f).or_insert(next);
-            if id == next {
-                strings.push(f.to_string());
-                p.function.push(Function { id, name: strings.len() as i64 - 1, ..Default::default() });
-                p.location.push(Location { id, line: vec![Line { function_id: id, line: 0 }], ..Default::default() });
-            }
-            locs.push(id);
-        }
-        p.sample.push(Sample { location_id: locs, value: vec![*v], label: vec![] });
-    }
-    p.string_table = strings;
-    p
+    flamedb_ingest::testing::cpu_pprof(stacks, NOW - 1_000_000_000)
 }
 
 fn setup() -> (Arc<Head>, Engine, Selection) {

@@ -25,7 +25,7 @@ pub fn is_gzip(data: &[u8]) -> bool {
 pub fn gunzip_capped(data: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
     let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(limit).min(64 << 20));
     // Read one byte past the limit to tell "exactly at the limit" from "over it".
-    let mut reader = MultiGzDecoder::new(data).take(limit as u64 + 1);
+    let mut reader = MultiGzDecoder::new(data).take((limit as u64).saturating_add(1));
     reader.read_to_end(&mut out)?;
     if out.len() > limit {
         return Err(DecompressError::TooLarge { limit });

@@ -8,4 +8,5 @@ pub mod legacy;
 pub mod model;
 pub mod normalize;
 pub mod pprof;
+pub mod testing;
 pub mod validate;

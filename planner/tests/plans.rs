@@ -17,50 +17,13 @@ use flamedb_ingest::model::{Matcher, ProfileType};
 use flamedb_ingest::validate::Limits;
 use flamedb_planner::limits::TimeRange;
 use flamedb_planner::{Engine, Selection};
-use flamedb_proto::google::v1::{Function, Line, Location, Profile, Sample, ValueType};
+use flamedb_proto::google::v1::Profile;
 
 const NOW: i64 = 1_800_000_000_000_000_000;
 const TYPE: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
 
-/// A cpu pprof (cpu/nanoseconds) of root-first stacks.
 fn pprof(stacks: &[(&[&str], i64)], time_nanos: i64) -> Profile {
-    let mut strings = vec![String::new()];
-    let mut id = |s: &str| -> i64 {
-        match strings.iter().position(|x| x == s) {
-            Some(i) => i as i64,
-            None => {
-                strings.push(s.to_string());
-                (strings.len() - 1) as i64
-            }
-        }
-    };
-    let mut p = Profile {
-        sample_type: vec![ValueType { r#type: id("cpu"), unit: id("nanoseconds") }],
-        period_type: Some(ValueType { r#type: id("cpu"), unit: id("nanoseconds") }),
-        period: 10_000_000,
-        time_nanos,
-        ..Default::default()
-    };
-    let mut fns: BTreeMap<String, u64> = BTreeMap::new();
-    for (frames, v) in stacks {
-        let mut locs = Vec::new();
-        for f in frames.iter().rev() {
-            let n = fns.len() as u64 + 1;
-            let fid = *fns.entry(f.to_string()).or_insert(n);
-            if fid == n {
-                p.function.push(Function { id: fid, name: id(f), ..Default::default() });
-                p.location.push(Location {
-                    id: fid,
-                    line: vec![Line { function_id: fid, line: 1 }],
-                    ..Default::default()
-                });
-            }
-            locs.push(fid);
-        }
-        p.sample.push(Sample { location_id: locs, value: vec![*v], label: vec![] });
-    }
-    p.string_table = strings;
-    p
+    flamedb_ingest::testing::cpu_pprof(stacks, time_nanos)
 }
 
 fn labels(service: &str, env: &str) -> Vec<(String, String)> {

@@ -235,44 +235,7 @@ pub fn layout_errors(names: &[String], levels: &[Vec<i64>], total: i64, max_self
 
 /// A pprof of one sample type with root-first stacks, stamped `time_nanos`.
 pub fn build_pprof(sample_type: (&str, &str), stacks: &[(&[&str], i64)], time_nanos: i64) -> Profile {
-    use flamedb_proto::google::v1::{Function, Line, Location, Sample, ValueType};
-    let mut strings = vec![String::new()];
-    let mut id = |s: &str| -> i64 {
-        match strings.iter().position(|x| x == s) {
-            Some(i) => i as i64,
-            None => {
-                strings.push(s.to_string());
-                (strings.len() - 1) as i64
-            }
-        }
-    };
-    let mut p = Profile {
-        sample_type: vec![ValueType { r#type: id(sample_type.0), unit: id(sample_type.1) }],
-        period_type: Some(ValueType { r#type: id(sample_type.0), unit: id(sample_type.1) }),
-        period: 1,
-        time_nanos,
-        ..Default::default()
-    };
-    let mut fns: BTreeMap<String, u64> = BTreeMap::new();
-    for (frames, v) in stacks {
-        let mut locs = Vec::new();
-        for f in frames.iter().rev() {
-            let n = fns.len() as u64 + 1;
-            let fid = *fns.entry(f.to_string()).or_insert(n);
-            if fid == n {
-                p.function.push(Function { id: fid, name: id(f), ..Default::default() });
-                p.location.push(Location {
-                    id: fid,
-                    line: vec![Line { function_id: fid, line: 1 }],
-                    ..Default::default()
-                });
-            }
-            locs.push(fid);
-        }
-        p.sample.push(Sample { location_id: locs, value: vec![*v], label: vec![] });
-    }
-    p.string_table = strings;
-    p
+    flamedb_ingest::testing::pprof(sample_type, stacks, time_nanos)
 }
 
 /// A Push request of one series holding one profile.

@@ -7,7 +7,7 @@ use std::any::Any;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray};
+use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, Int64Array, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt32Type, UInt64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -187,14 +187,7 @@ impl GroupsAccumulator for FlameGraphGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        let [partition, stack, value, ..] = values else {
-            return exec_err!("flamegraph() takes (partition, stacktrace_id, value [, max_nodes])");
-        };
-        let (partition, stack, value) = (
-            partition.as_primitive::<UInt64Type>(),
-            stack.as_primitive::<UInt32Type>(),
-            value.as_primitive::<Int64Type>(),
-        );
+        let (partition, stack, value) = arguments(values)?;
         self.groups.resize_with(total_num_groups.max(self.groups.len()), GroupState::default);
         let has_nulls = partition.null_count() + stack.null_count() + value.null_count() > 0;
         let (p, s, v) = (partition.values(), stack.values(), value.values());
@@ -236,14 +229,7 @@ impl GroupsAccumulator for FlameGraphGroups {
     }
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
-        let [partition, stack, value, ..] = values else {
-            return exec_err!("flamegraph() takes (partition, stacktrace_id, value [, max_nodes])");
-        };
-        let (partition, stack, value) = (
-            partition.as_primitive::<UInt64Type>(),
-            stack.as_primitive::<UInt32Type>(),
-            value.as_primitive::<Int64Type>(),
-        );
+        let (partition, stack, value) = arguments(values)?;
         let mut out = BinaryBuilder::with_capacity(partition.len(), partition.len() * 32);
         let mut buf = Vec::new();
         let mut last: Option<(u64, Arc<flamedb_ingest::head::symbols::SymbolPartition>)> = None;
@@ -281,6 +267,16 @@ impl GroupsAccumulator for FlameGraphGroups {
     fn size(&self) -> usize {
         self.groups.iter().map(GroupState::size).sum::<usize>() + self.groups.capacity() * 64
     }
+}
+
+type Arguments<'a> = (&'a UInt64Array, &'a UInt32Array, &'a Int64Array);
+
+/// The (partition, stacktrace_id, value) columns of a batch.
+fn arguments(values: &[ArrayRef]) -> Result<Arguments<'_>> {
+    let [partition, stack, value, ..] = values else {
+        return exec_err!("flamegraph() takes (partition, stacktrace_id, value [, max_nodes])");
+    };
+    Ok((partition.as_primitive::<UInt64Type>(), stack.as_primitive::<UInt32Type>(), value.as_primitive::<Int64Type>()))
 }
 
 /// The single-group form DataFusion uses where it cannot use the groups accumulator.

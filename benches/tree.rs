@@ -31,7 +31,7 @@ impl Rng {
 }
 
 /// Stacks generated depth-first, as profiles list them: each stack keeps a random prefix of the
-/// previous one and adds new frames, so about 3.3 new tree nodes per stack.
+/// previous one and adds one to six new frames (3.5 on average), about 10M tree nodes in all.
 fn partition() -> (Symbols, HashMap<u32, i64>) {
     let mut s = Symbols::default();
     let mut locations = Vec::with_capacity((FUNCTIONS * LOCATIONS_PER_FUNCTION) as usize);
@@ -49,7 +49,7 @@ fn partition() -> (Symbols, HashMap<u32, i64>) {
     for _ in 0..STACKS {
         let keep = if path.is_empty() { 0 } else { rng.below(path.len() as u64 + 1) as usize };
         path.truncate(keep.min(40));
-        let add = 1 + rng.below(5) as usize;
+        let add = 1 + rng.below(6) as usize;
         for _ in 0..add {
             // Hot functions are called from many places: skew the choice towards low ids.
             let f = (rng.below(u64::from(FUNCTIONS)) * rng.below(1000) / 1000) as usize;
@@ -84,6 +84,34 @@ fn bench(c: &mut Criterion) {
             flamedb_planner::encode::flamegraph(&cut, 16384)
         })
     });
+    // The floor on this machine: one sequential pass over the stack-trace tree writing three
+    // node-sized arrays, as any build of a 10M-node tree must.
+    g.bench_function("baseline_sequential_sweep", |b| {
+        b.iter(|| {
+            let (parents, locations) = (symbols.tree.parents(), symbols.tree.locations());
+            let n = parents.len();
+            let (mut a, mut c, mut d) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            for i in 0..n {
+                a.push(u64::from(parents[i]) << 32 | u64::from(locations[i]));
+                c.push(i as i64);
+                d.push(u64::MAX);
+            }
+            (a, c, d)
+        })
+    });
+    // The same work by phase.
+    g.bench_function("phase_resolve", |b| {
+        b.iter(|| {
+            let mut tree = FunctionTree::new();
+            resolve_into(&mut tree, &symbols, &values);
+            tree
+        })
+    });
+    let mut full = FunctionTree::new();
+    resolve_into(&mut full, &symbols, &values);
+    g.bench_function("phase_cut_16384", |b| b.iter(|| full.truncate(16384)));
+    let cut = full.truncate(16384);
+    g.bench_function("phase_flamegraph_encode", |b| b.iter(|| flamedb_planner::encode::flamegraph(&cut, 16384)));
     g.finish();
 }
 

@@ -24,16 +24,26 @@ impl SymbolSource for Head {
 }
 
 const UNSET: u32 = u32::MAX;
+/// `frame` of a location whose lines are several inlined frames (resolved the slow way).
+const INLINED: u32 = u32::MAX - 1;
 
 /// Adds the stacks of `values` (stack-trace id -> value) into `tree`.
 pub fn resolve_into(tree: &mut FunctionTree, symbols: &Symbols, values: &HashMap<u32, i64>) {
-    let mut r = Resolver { symbols, names: vec![UNSET; symbols.strings.len()] };
     let n = symbols.tree.len();
-    // Dense sweep when a large share of the tree is touched: one pass in node order (parents come
-    // first) resolves every needed node once. Otherwise walk up from each leaf with a memo.
+    // Dense sweeps when a large share of the tree is touched: one reverse pass marks what is
+    // needed, one forward pass (parents come first) resolves each needed node once; both walk
+    // the arrays in order. Otherwise walk up from each leaf with a memo.
     if values.len().saturating_mul(8) >= n {
-        r.dense(tree, values);
+        let mut r = Resolver::new(symbols, true);
+        if tree.is_empty() {
+            r.quotient(tree, values);
+        } else {
+            let mut fresh = FunctionTree::new();
+            r.quotient(&mut fresh, values);
+            tree.merge(&fresh);
+        }
     } else {
+        let mut r = Resolver::new(symbols, false);
         r.sparse(tree, values);
     }
 }
@@ -42,58 +52,232 @@ struct Resolver<'a> {
     symbols: &'a Symbols,
     /// Partition string id -> tree name id.
     names: Vec<u32>,
+    /// Partition location id -> tree name id of its one frame (`INLINED` when it has several).
+    frames: Vec<u32>,
+    /// Partition location id -> (start, count) of its frames in `frame_names`.
+    frame_ranges: Vec<(u32, u32)>,
+    frame_names: Vec<u32>,
 }
 
-impl Resolver<'_> {
-    /// Appends the frames of partition location `loc` (caller first) under `parent`.
-    fn descend(&mut self, tree: &mut FunctionTree, mut parent: u32, loc: u32) -> u32 {
-        let s = self.symbols;
-        let Some(location) = s.locations.get(loc as usize) else {
-            return parent;
+impl<'a> Resolver<'a> {
+    /// With `memo`, string and location lookups are memoized in arrays sized to the partition
+    /// (worth it when many nodes are resolved; not for one stack).
+    fn new(symbols: &'a Symbols, memo: bool) -> Self {
+        let (names, frames) = if memo {
+            (vec![UNSET; symbols.strings.len()], vec![UNSET; symbols.locations.len()])
+        } else {
+            (Vec::new(), Vec::new())
         };
+        let frame_ranges = if memo { vec![(UNSET, 0); symbols.locations.len()] } else { Vec::new() };
+        Self { symbols, names, frames, frame_ranges, frame_names: Vec::new() }
+    }
+
+    fn name(&mut self, tree: &mut FunctionTree, string: u32) -> u32 {
+        match self.names.get(string as usize) {
+            Some(&n) if n != UNSET => n,
+            _ => {
+                let n = tree.intern(self.symbols.strings.get(string));
+                if let Some(slot) = self.names.get_mut(string as usize) {
+                    *slot = n;
+                }
+                n
+            }
+        }
+    }
+
+    /// Appends the frames of partition location `loc` (caller first) under `parent`.
+    #[inline]
+    fn descend(&mut self, tree: &mut FunctionTree, parent: u32, loc: u32) -> u32 {
+        match self.frames.get(loc as usize) {
+            Some(&f) if f != UNSET && f != INLINED => tree.child(parent, f),
+            _ => self.descend_slow(tree, parent, loc),
+        }
+    }
+
+    fn descend_slow(&mut self, tree: &mut FunctionTree, mut parent: u32, loc: u32) -> u32 {
+        let s = self.symbols;
+        let Some(location) = s.locations.get(loc as usize) else { return parent };
         if location.lines.is_empty() {
             let name = tree.intern(&format!("0x{:x}", location.address));
+            if let Some(slot) = self.frames.get_mut(loc as usize) {
+                *slot = name;
+            }
             return tree.child(parent, name);
         }
+        let mut last = UNSET;
         for line in location.lines.iter().rev() {
             let string = s.functions.get(line.function as usize).map_or(0, |f| f.name);
-            let name = match self.names.get(string as usize) {
-                Some(&n) if n != UNSET => n,
-                _ => {
-                    let n = tree.intern(s.strings.get(string));
-                    if let Some(slot) = self.names.get_mut(string as usize) {
-                        *slot = n;
-                    }
-                    n
-                }
-            };
-            parent = tree.child(parent, name);
+            last = self.name(tree, string);
+            parent = tree.child(parent, last);
+        }
+        if let Some(slot) = self.frames.get_mut(loc as usize) {
+            *slot = if location.lines.len() == 1 { last } else { INLINED };
         }
         parent
     }
 
+    /// Root-first tree name ids of the frames of partition location `loc` (memoized; a location
+    /// without lines is one frame named by its address).
+    fn frames(&mut self, tree: &mut FunctionTree, loc: u32) -> (u32, u32) {
+        if let Some(&(start, len)) = self.frame_ranges.get(loc as usize)
+            && start != UNSET
+        {
+            return (start, len);
+        }
+        let s = self.symbols;
+        let start = self.frame_names.len() as u32;
+        match s.locations.get(loc as usize) {
+            Some(l) if !l.lines.is_empty() => {
+                for line in l.lines.iter().rev() {
+                    let string = s.functions.get(line.function as usize).map_or(0, |f| f.name);
+                    let name = self.name(tree, string);
+                    self.frame_names.push(name);
+                }
+            }
+            other => {
+                let name = tree.intern(&format!("0x{:x}", other.map_or(0, |l| l.address)));
+                self.frame_names.push(name);
+            }
+        }
+        let range = (start, self.frame_names.len() as u32 - start);
+        if (loc as usize) >= self.frame_ranges.len() {
+            self.frame_ranges.resize(loc as usize + 1, (UNSET, 0));
+        }
+        self.frame_ranges[loc as usize] = range;
+        range
+    }
+
+    /// Builds the function tree of `values` into an empty `tree` without any hash lookup. The
+    /// function tree is the needed part of the stack-trace tree with equally named siblings
+    /// merged (a location with inlined lines being a chain of frames), so it is built depth
+    /// first: a function node is the group of (stack-trace node, frame) members that reach it,
+    /// and its children are its members' next frames grouped by name.
+    fn quotient(&mut self, tree: &mut FunctionTree, values: &HashMap<u32, i64>) {
+        let parents = self.symbols.tree.parents();
+        let locations = self.symbols.tree.locations();
+        let n = parents.len();
+        let mut value = vec![0i64; n];
+        let mut needed = vec![false; n];
+        for (&id, &v) in values {
+            if id != 0 && (id as usize) < n {
+                value[id as usize] = value[id as usize].wrapping_add(v);
+                needed[id as usize] = true;
+            }
+        }
+        // Children of every needed node in one array (CSR, node order). `ends[p]` counts, then
+        // starts, then (after the fill) ends p's range, so p's children are
+        // `children[ends[p - 1]..ends[p]]` (from 0 for the root) with no second offsets array.
+        let mut ends = vec![0u32; n];
+        let mut count = 0u32;
+        for i in (1..n).rev() {
+            if needed[i] {
+                let p = parents[i] as usize;
+                needed[p] = true;
+                ends[p] += 1;
+                count += 1;
+            }
+        }
+        let mut start = 0u32;
+        for e in ends.iter_mut() {
+            let c = *e;
+            *e = start;
+            start += c;
+        }
+        let mut children = vec![0u32; count as usize];
+        for i in 1..n {
+            if needed[i] {
+                let p = parents[i] as usize;
+                children[ends[p] as usize] = i as u32;
+                ends[p] += 1;
+            }
+        }
+        drop(needed);
+        let range = |node: usize| -> (usize, usize) {
+            let a = if node == 0 { 0 } else { ends[node - 1] as usize };
+            (a, ends[node] as usize)
+        };
+        tree.reserve_nodes(count as usize);
+
+        // A member is (stack-trace node, index of its frame), packed.
+        let member = |node: u32, frame: u32| (u64::from(node) << 32) | u64::from(frame);
+        let mut arena: Vec<u64> = vec![member(0, 0)];
+        let mut stack: Vec<(u32, u32, u32)> = vec![(FunctionTree::ROOT, 0, 1)];
+        let mut next: Vec<(u32, u64)> = Vec::new();
+        while let Some((f, start, len)) = stack.pop() {
+            next.clear();
+            for k in start..start + len {
+                let m = arena[k as usize];
+                let (node, frame) = ((m >> 32) as u32, m as u32);
+                let more = if node == 0 {
+                    false
+                } else {
+                    let (_, count) = self.frames(tree, locations[node as usize]);
+                    frame + 1 < count
+                };
+                if more {
+                    let (fs, _) = self.frames(tree, locations[node as usize]);
+                    next.push((self.frame_names[(fs + frame + 1) as usize], member(node, frame + 1)));
+                } else {
+                    let (a, b) = range(node as usize);
+                    for &c in &children[a..b] {
+                        let (fs, _) = self.frames(tree, locations[c as usize]);
+                        next.push((self.frame_names[fs as usize], member(c, 0)));
+                    }
+                }
+            }
+            arena.truncate(start as usize);
+            if next.len() > 1 {
+                next.sort_unstable_by_key(|e| e.0);
+            }
+            let mut a = 0;
+            while a < next.len() {
+                let name = next[a].0;
+                let group = arena.len() as u32;
+                let mut self_value = 0i64;
+                let mut b = a;
+                while b < next.len() && next[b].0 == name {
+                    let m = next[b].1;
+                    let (node, frame) = ((m >> 32) as u32, m as u32);
+                    let (_, count) = self.frames(tree, locations[node as usize]);
+                    if frame + 1 == count {
+                        self_value = self_value.wrapping_add(value[node as usize]);
+                    }
+                    arena.push(m);
+                    b += 1;
+                }
+                let id = tree.push_unindexed(f, name, self_value);
+                stack.push((id, group, (b - a) as u32));
+                a = b;
+            }
+        }
+    }
+
+    #[cfg(test)]
     fn dense(&mut self, tree: &mut FunctionTree, values: &HashMap<u32, i64>) {
         let parents = self.symbols.tree.parents();
         let locations = self.symbols.tree.locations();
         let n = parents.len();
+        let mut value = vec![0i64; n];
         let mut needed = vec![false; n];
-        for &id in values.keys() {
-            let mut x = id as usize;
-            while x != 0 && x < n && !needed[x] {
-                needed[x] = true;
-                x = parents[x] as usize;
+        for (&id, &v) in values {
+            if let Some(slot) = value.get_mut(id as usize) {
+                *slot = slot.wrapping_add(v);
+                needed[id as usize] = true;
+            }
+        }
+        for i in (1..n).rev() {
+            if needed[i] {
+                needed[parents[i] as usize] = true;
             }
         }
         let mut node = vec![FunctionTree::ROOT; n];
         for i in 1..n {
             if needed[i] {
-                let parent = node[parents[i] as usize];
-                node[i] = self.descend(tree, parent, locations[i]);
-            }
-        }
-        for (&id, &v) in values {
-            if let Some(&f) = node.get(id as usize) {
-                tree.add_self(f, v);
+                let f = self.descend(tree, node[parents[i] as usize], locations[i]);
+                node[i] = f;
+                if value[i] != 0 {
+                    tree.add_self(f, value[i]);
+                }
             }
         }
     }
@@ -132,7 +316,99 @@ impl Resolver<'_> {
 pub fn resolve_one(tree: &mut FunctionTree, symbols: &Symbols, id: u32, value: i64) {
     let mut values = HashMap::with_capacity(1);
     values.insert(id, value);
-    // No name memo: it would cost a pass over every string of the partition for one stack.
-    let mut r = Resolver { symbols, names: Vec::new() };
+    // No memo: it would cost a pass over every string and location of the partition.
+    let mut r = Resolver::new(symbols, false);
     r.sparse(tree, &values);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use flamedb_ingest::head::symbols::{Function, Line, Location};
+
+    use super::*;
+
+    /// A partition with single-line, inlined (two-line) and address-only locations, and stacks
+    /// built from a deterministic generator.
+    fn partition() -> (Symbols, HashMap<u32, i64>) {
+        let mut s = Symbols::default();
+        let mut locs = Vec::new();
+        for f in 0..20u32 {
+            let name = s.strings.intern(&format!("f{}", f % 12)); // some names shared by functions
+            let fid = s.add_function(Function { name, system_name: name, filename: 0, start_line: 0 });
+            let lines = smallvec::smallvec![Line { function: fid, line: f as i64 }];
+            locs.push(s.add_location(Location { mapping: 0, address: u64::from(f), lines }));
+        }
+        let (a, b) = (s.functions.len() as u32 - 1, s.functions.len() as u32 - 2);
+        let inlined = smallvec::smallvec![Line { function: a, line: 1 }, Line { function: b, line: 2 }];
+        locs.push(s.add_location(Location { mapping: 0, address: 999, lines: inlined }));
+        locs.push(s.add_location(Location { mapping: 0, address: 0xbeef, lines: Default::default() }));
+        let mut x = 7u64;
+        let mut values = HashMap::new();
+        for _ in 0..400 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let depth = 1 + (x >> 60) as usize;
+            let path: Vec<u32> =
+                (0..depth).map(|d| locs[((x >> ((d * 5) % 60)) % locs.len() as u64) as usize]).collect();
+            let id = s.tree.insert(path);
+            *values.entry(id).or_insert(0) += (x % 97) as i64 + 1;
+        }
+        (s, values)
+    }
+
+    fn paths(t: &FunctionTree) -> BTreeMap<String, i64> {
+        let view = t.view();
+        (1..=t.node_count() as u32).map(|n| (t.path(n).join(";"), view.total(n))).collect()
+    }
+
+    /// The expected tree, from each stack's locations walked leaf to root.
+    fn expected(s: &Symbols, values: &HashMap<u32, i64>) -> BTreeMap<String, i64> {
+        let mut out = BTreeMap::new();
+        let mut locs = Vec::new();
+        for (&id, &v) in values {
+            s.tree.stack(id, &mut locs);
+            let mut frames: Vec<String> = Vec::new();
+            for &l in locs.iter().rev() {
+                let loc = &s.locations[l as usize];
+                if loc.lines.is_empty() {
+                    frames.push(format!("0x{:x}", loc.address));
+                }
+                frames.extend(s.frame_names(l).map(String::from));
+            }
+            for d in 1..=frames.len() {
+                *out.entry(frames[..d].join(";")).or_insert(0) += v;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn dense_and_sparse_paths_agree_with_the_stacks() {
+        let (s, values) = partition();
+        let want = expected(&s, &values);
+        let mut dense = FunctionTree::new();
+        Resolver::new(&s, true).dense(&mut dense, &values);
+        let mut quotient = FunctionTree::new();
+        Resolver::new(&s, true).quotient(&mut quotient, &values);
+        assert_eq!(paths(&quotient), want);
+        // The tree built without an index still answers lookups (the index is rebuilt).
+        let before = quotient.node_count();
+        let mut again = quotient.clone();
+        again.merge(&dense);
+        assert_eq!(again.node_count(), before, "same shape: merging adds no node");
+        assert_eq!(again.total(), 2 * dense.total());
+        let mut into_existing = dense.clone();
+        resolve_into(&mut into_existing, &s, &values);
+        assert_eq!(into_existing.total(), 2 * dense.total());
+        let mut sparse = FunctionTree::new();
+        Resolver::new(&s, false).sparse(&mut sparse, &values);
+        assert_eq!(paths(&dense), want);
+        assert_eq!(paths(&sparse), want);
+        assert!(want.keys().any(|k| k.contains("0xbeef")), "address-only frames appear");
+        let mut one = FunctionTree::new();
+        let (&id, &v) = values.iter().next().unwrap();
+        resolve_one(&mut one, &s, id, v);
+        assert_eq!(one.total(), v);
+    }
 }

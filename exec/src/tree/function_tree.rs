@@ -29,9 +29,20 @@ pub struct FunctionTree {
     pub(super) links: Vec<u64>,
     /// Per node: the value of samples whose stack ends exactly here.
     pub(super) selfs: Vec<i64>,
-    /// `[parent, name, node]` per node except the root, hashed by `pack(parent, name)`.
+    /// Per node: its first child as `pack(child, name)`, or `NO_CHILD`. Most nodes of a call
+    /// tree have one child, so most lookups end here, in a slot next to the recently touched
+    /// parent, without probing the edge index.
+    first: Vec<u64>,
+    /// `[parent, name, node]` for every child that is not its parent's first, hashed by
+    /// `pack(parent, name)`.
     edges: HashTable<Edge>,
+    /// True when nodes were appended without indexing them (`push_unindexed`): the edge index
+    /// is rebuilt before the next lookup.
+    edges_stale: bool,
 }
+
+/// `first` of a node without children.
+const NO_CHILD: u64 = u64::MAX;
 
 impl Default for FunctionTree {
     fn default() -> Self {
@@ -69,13 +80,17 @@ impl FunctionTree {
         links.push(ROOT_LINK);
         let mut selfs = Vec::with_capacity(nodes + 1);
         selfs.push(0);
+        let mut first = Vec::with_capacity(nodes + 1);
+        first.push(NO_CHILD);
         Self {
             names: Vec::with_capacity(names),
             name_index: HashTable::with_capacity(names),
             name_hasher: DefaultHashBuilder::default(),
             links,
             selfs,
-            edges: HashTable::with_capacity(nodes),
+            first,
+            edges: HashTable::with_capacity(nodes / 4),
+            edges_stale: false,
         }
     }
 
@@ -124,6 +139,18 @@ impl FunctionTree {
     pub fn child(&mut self, parent: u32, name: u32) -> u32 {
         debug_assert!((parent as usize) < self.links.len());
         debug_assert!((name as usize) < self.names.len());
+        if self.edges_stale {
+            self.rebuild_edges();
+        }
+        let first = self.first[parent as usize];
+        if first == NO_CHILD {
+            let id = self.append(parent, name, 0);
+            self.first[parent as usize] = pack(id, name);
+            return id;
+        }
+        if name_of(first) == name {
+            return parent_of(first);
+        }
         let key = pack(parent, name);
         match self.edges.entry(hash_key(key), |edge| edge[0] == parent && edge[1] == name, edge_hash) {
             Entry::Occupied(entry) => entry.get()[2],
@@ -132,28 +159,72 @@ impl FunctionTree {
                 entry.insert([parent, name, id]);
                 self.links.push(key);
                 self.selfs.push(0);
+                self.first.push(NO_CHILD);
                 id
             }
         }
     }
 
-    /// Appends a node known not to exist yet (the caller guarantees `(parent, name)` is new),
-    /// skipping the lookup that `child` does.
-    pub(super) fn push_new(&mut self, parent: u32, name: u32, self_value: i64) -> u32 {
-        let key = pack(parent, name);
+    /// Pushes the arrays of a new node (not yet reachable through any index).
+    #[inline]
+    fn append(&mut self, parent: u32, name: u32, self_value: i64) -> u32 {
         let id = to_id(self.links.len());
-        self.edges.insert_unique(hash_key(key), [parent, name, id], edge_hash);
-        self.links.push(key);
+        self.links.push(pack(parent, name));
         self.selfs.push(self_value);
+        self.first.push(NO_CHILD);
         id
     }
 
+    /// Appends a node known not to exist yet (the caller guarantees `(parent, name)` is new),
+    /// skipping the lookup that `child` does.
+    pub(super) fn push_new(&mut self, parent: u32, name: u32, self_value: i64) -> u32 {
+        if self.edges_stale {
+            self.rebuild_edges();
+        }
+        let id = self.append(parent, name, self_value);
+        if self.first[parent as usize] == NO_CHILD {
+            self.first[parent as usize] = pack(id, name);
+        } else {
+            self.edges.insert_unique(hash_key(pack(parent, name)), [parent, name, id], edge_hash);
+        }
+        id
+    }
+
+    /// Appends a node the caller guarantees is new, without indexing it: builders that create
+    /// every node exactly once (resolving a stack-trace tree) skip the edge index entirely, and
+    /// it is rebuilt only if the tree is looked into afterwards.
+    pub fn push_unindexed(&mut self, parent: u32, name: u32, self_value: i64) -> u32 {
+        debug_assert!((parent as usize) < self.links.len());
+        let id = to_id(self.links.len());
+        self.links.push(pack(parent, name));
+        self.selfs.push(self_value);
+        self.edges_stale = true;
+        id
+    }
+
+    /// Rebuilds the index (`first` and `edges`) from the nodes.
+    fn rebuild_edges(&mut self) {
+        self.edges_stale = false;
+        self.first.clear();
+        self.first.resize(self.links.len(), NO_CHILD);
+        self.edges.clear();
+        self.edges.reserve(self.links.len() / 4, edge_hash);
+        for (id, &link) in self.links.iter().enumerate().skip(1) {
+            let (parent, name) = (parent_of(link), name_of(link));
+            let slot = &mut self.first[parent as usize];
+            if *slot == NO_CHILD {
+                *slot = pack(id as u32, name);
+            } else {
+                self.edges.insert_unique(hash_key(link), [parent, name, id as u32], edge_hash);
+            }
+        }
+    }
+
     /// Makes room for `additional` more nodes, so that a tree of known size is built without
-    /// rehashing the edge index along the way.
+    /// growing its arrays along the way.
     pub fn reserve_nodes(&mut self, additional: usize) {
-        self.links.reserve(additional);
-        self.selfs.reserve(additional);
-        self.edges.reserve(additional, edge_hash);
+        self.links.reserve_exact(additional);
+        self.selfs.reserve_exact(additional);
     }
 
     /// Adds `value` to the self of `node`.
@@ -266,6 +337,7 @@ impl FunctionTree {
             + self.edges.capacity() * (size_of::<Edge>() + 1)
             + self.links.capacity() * size_of::<u64>()
             + self.selfs.capacity() * size_of::<i64>()
+            + self.first.capacity() * size_of::<u64>()
     }
 }
 

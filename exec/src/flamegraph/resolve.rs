@@ -48,6 +48,20 @@ pub fn resolve_into(tree: &mut FunctionTree, symbols: &Symbols, values: &HashMap
     }
 }
 
+/// A needed stack-trace node, laid out next to its siblings for the quotient walk.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    /// Tree name id of the location's first (caller-most) frame.
+    name: u32,
+    /// The location's frames: `frame_names[first_frame..first_frame + frames]`.
+    first_frame: u32,
+    frames: u32,
+    /// This node's children: `entries[start..end]`.
+    start: u32,
+    end: u32,
+    value: i64,
+}
+
 struct Resolver<'a> {
     symbols: &'a Symbols,
     /// Partition string id -> tree name id.
@@ -150,12 +164,20 @@ impl<'a> Resolver<'a> {
     /// Builds the function tree of `values` into an empty `tree` without any hash lookup. The
     /// function tree is the needed part of the stack-trace tree with equally named siblings
     /// merged (a location with inlined lines being a chain of frames), so it is built depth
-    /// first: a function node is the group of (stack-trace node, frame) members that reach it,
-    /// and its children are its members' next frames grouped by name.
+    /// first: a function node is the group of (entry, frame) members that reach it, and its
+    /// children are its members' next frames grouped by name.
+    ///
+    /// Every needed stack-trace node is first laid out as an `Entry` next to its siblings, in
+    /// passes whose memory accesses are sequential or independent of each other; the walk then
+    /// reads one contiguous block of entries per node instead of chasing several arrays.
     fn quotient(&mut self, tree: &mut FunctionTree, values: &HashMap<u32, i64>) {
         let parents = self.symbols.tree.parents();
         let locations = self.symbols.tree.locations();
         let n = parents.len();
+        // Every location's frames up front, so the passes below read a plain slice.
+        for loc in 0..self.symbols.locations.len() as u32 {
+            self.frames(tree, loc);
+        }
         let mut value = vec![0i64; n];
         let mut needed = vec![false; n];
         for (&id, &v) in values {
@@ -164,9 +186,8 @@ impl<'a> Resolver<'a> {
                 needed[id as usize] = true;
             }
         }
-        // Children of every needed node in one array (CSR, node order). `ends[p]` counts, then
-        // starts, then (after the fill) ends p's range, so p's children are
-        // `children[ends[p - 1]..ends[p]]` (from 0 for the root) with no second offsets array.
+        // `ends[p]` counts p's needed children, then holds where they start, then (after the
+        // fill) where they end: p's children are `entries[ends[p - 1]..ends[p]]`.
         let mut ends = vec![0u32; n];
         let mut count = 0u32;
         for i in (1..n).rev() {
@@ -183,49 +204,64 @@ impl<'a> Resolver<'a> {
             *e = start;
             start += c;
         }
-        let mut children = vec![0u32; count as usize];
+        let mut entries = vec![Entry::default(); count as usize];
         for i in 1..n {
             if needed[i] {
                 let p = parents[i] as usize;
-                children[ends[p] as usize] = i as u32;
+                let (first_frame, frames) = self.frames(tree, locations[i]);
+                // `start` holds the node id until the ranges are known.
+                entries[ends[p] as usize] = Entry {
+                    name: self.frame_names[first_frame as usize],
+                    first_frame,
+                    frames,
+                    start: i as u32,
+                    end: 0,
+                    value: value[i],
+                };
                 ends[p] += 1;
             }
         }
         drop(needed);
-        let range = |node: usize| -> (usize, usize) {
-            let a = if node == 0 { 0 } else { ends[node - 1] as usize };
-            (a, ends[node] as usize)
-        };
+        drop(value);
+        for e in entries.iter_mut() {
+            let node = e.start as usize;
+            e.start = ends[node - 1];
+            e.end = ends[node];
+        }
+        let root_end = ends[0];
+        drop(ends);
         tree.reserve_nodes(count as usize);
 
-        // A member is (stack-trace node, index of its frame), packed.
-        let member = |node: u32, frame: u32| (u64::from(node) << 32) | u64::from(frame);
-        let mut arena: Vec<u64> = vec![member(0, 0)];
+        // A member is (entry index, frame index), packed; the root is entry `ROOT_ENTRY`.
+        const ROOT_ENTRY: u32 = u32::MAX;
+        let member = |entry: u32, frame: u32| (u64::from(entry) << 32) | u64::from(frame);
+        let mut arena: Vec<u64> = vec![member(ROOT_ENTRY, 0)];
         let mut stack: Vec<(u32, u32, u32)> = vec![(FunctionTree::ROOT, 0, 1)];
-        let mut next: Vec<(u32, u64)> = Vec::new();
-        while let Some((f, start, len)) = stack.pop() {
+        // (name, member, the member's self value if this is its last frame).
+        let mut next: Vec<(u32, u64, i64)> = Vec::new();
+        let frame_names = &self.frame_names;
+        while let Some((f, first, len)) = stack.pop() {
             next.clear();
-            for k in start..start + len {
+            for k in first..first + len {
                 let m = arena[k as usize];
-                let (node, frame) = ((m >> 32) as u32, m as u32);
-                let more = if node == 0 {
-                    false
+                let (e, frame) = ((m >> 32) as u32, m as u32);
+                let (a, b) = if e == ROOT_ENTRY {
+                    (0, root_end)
                 } else {
-                    let (_, count) = self.frames(tree, locations[node as usize]);
-                    frame + 1 < count
-                };
-                if more {
-                    let (fs, _) = self.frames(tree, locations[node as usize]);
-                    next.push((self.frame_names[(fs + frame + 1) as usize], member(node, frame + 1)));
-                } else {
-                    let (a, b) = range(node as usize);
-                    for &c in &children[a..b] {
-                        let (fs, _) = self.frames(tree, locations[c as usize]);
-                        next.push((self.frame_names[fs as usize], member(c, 0)));
+                    let entry = &entries[e as usize];
+                    if frame + 1 < entry.frames {
+                        let last = if frame + 2 == entry.frames { entry.value } else { 0 };
+                        next.push((frame_names[(entry.first_frame + frame + 1) as usize], member(e, frame + 1), last));
+                        continue;
                     }
+                    (entry.start, entry.end)
+                };
+                for c in a..b {
+                    let child = &entries[c as usize];
+                    next.push((child.name, member(c, 0), if child.frames == 1 { child.value } else { 0 }));
                 }
             }
-            arena.truncate(start as usize);
+            arena.truncate(first as usize);
             if next.len() > 1 {
                 next.sort_unstable_by_key(|e| e.0);
             }
@@ -236,13 +272,8 @@ impl<'a> Resolver<'a> {
                 let mut self_value = 0i64;
                 let mut b = a;
                 while b < next.len() && next[b].0 == name {
-                    let m = next[b].1;
-                    let (node, frame) = ((m >> 32) as u32, m as u32);
-                    let (_, count) = self.frames(tree, locations[node as usize]);
-                    if frame + 1 == count {
-                        self_value = self_value.wrapping_add(value[node as usize]);
-                    }
-                    arena.push(m);
+                    self_value = self_value.wrapping_add(next[b].2);
+                    arena.push(next[b].1);
                     b += 1;
                 }
                 let id = tree.push_unindexed(f, name, self_value);

@@ -11,6 +11,7 @@ const FILES: &[&str] = &[
     "proto/push/v1/push.proto",
     "proto/querier/v1/querier.proto",
     "proto/flamedb/v1/plan.proto",
+    "proto/flamedb/v1/wal.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,39 +1,142 @@
-//! Wires the components of the monolith: one head, the distributor that writes into it, the
-//! query engine that reads it, and the server in front of both.
+//! Wires the components of the monolith: the head with its WAL, the distributor that writes
+//! into it, the bucket with the blocks flushed from it, the query engine that reads head and
+//! blocks as one, the background flush and retention loops, and the server in front.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
+use flamedb_exec::Dataset;
 use flamedb_ingest::distributor::Distributor;
 use flamedb_ingest::head::Head;
+use flamedb_ingest::wal::{Wal, WalOptions};
 use flamedb_planner::{Engine, Querier};
+use flamedb_storage::BlockSet;
+use flamedb_storage::flush::Flusher;
+use flamedb_storage::load::load_blocks;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::server::{self, services::Api};
 
-/// Builds the request handlers of a monolith over a fresh head.
-pub fn build(cfg: &Config) -> Api {
+/// Opens the bucket, loads its blocks, replays the WAL into a fresh head, and builds the
+/// request handlers over them.
+pub async fn build(cfg: &Config) -> Result<Api> {
+    let data = &cfg.pyroscopedb.data_path;
+    let metrics = Arc::new(Metrics::new());
+    let store = flamedb_storage::open(&cfg.storage, data).context("opening the block storage")?;
+    tracing::info!(bucket = %cfg.storage.location(data), "block storage ready");
     let head = Arc::new(Head::new());
+    let blocks = Arc::new(BlockSet::new());
+    let loaded = load_blocks(&store, &head, &blocks).await.context("loading blocks from the bucket")?;
+    metrics.blocks_skipped.inc_by(loaded.skipped.len() as u64);
+    tracing::info!(tenants = loaded.tenants, blocks = loaded.blocks, skipped = loaded.skipped.len(), "blocks loaded");
+
+    let wal_dir = data.join("wal");
     let distributor = Distributor::new(head.clone(), Arc::new(cfg.limits.ingest.clone()));
+    let started = Instant::now();
+    let replay = Wal::replay(&wal_dir, |_, tenant, p| {
+        distributor.head().append(&tenant, &p);
+    })
+    .with_context(|| format!("replaying the WAL in {}", wal_dir.display()))?;
+    tracing::info!(
+        records = replay.records,
+        segments = replay.segments,
+        corrupt_segments = replay.corrupt_segments,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "WAL replayed"
+    );
+    let opts = WalOptions { fsync: cfg.pyroscopedb.wal_fsync, ..WalOptions::default() };
+    let wal = Arc::new(Wal::open(&wal_dir, opts).with_context(|| format!("opening the WAL in {}", wal_dir.display()))?);
+    let distributor = distributor.with_wal(wal);
+
     let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let engine = Engine::new(head, partitions);
-    Api {
+    let engine = Engine::over(Dataset::new(head, blocks.clone(), store.clone()), partitions);
+    let flusher = Flusher::new(distributor.clone(), store, blocks);
+    Ok(Api {
         distributor,
         querier: Querier::new(engine, cfg.limits.query.clone()),
         multitenancy: cfg.multitenancy_enabled,
-        metrics: Arc::new(Metrics::new()),
+        metrics,
+        flusher: Some(flusher),
+    })
+}
+
+/// Flushes the head when it is older than the block duration or larger than the sample limit,
+/// and applies retention once an hour.
+async fn background(api: Api, cfg: Config) {
+    let Some(flusher) = api.flusher.clone() else { return };
+    let max_age = cfg.pyroscopedb.max_block_duration.max(Duration::from_secs(1));
+    let retention = cfg.compactor.blocks_retention_period;
+    let mut last_flush = Instant::now();
+    let mut last_retention: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1).min(max_age));
+    loop {
+        tick.tick().await;
+        let samples: usize = api
+            .distributor
+            .head()
+            .tenant_ids()
+            .iter()
+            .filter_map(|t| api.distributor.head().tenant(t))
+            .map(|h| h.stats().samples)
+            .sum();
+        if last_flush.elapsed() >= max_age || samples >= cfg.pyroscopedb.max_head_samples {
+            last_flush = Instant::now();
+            flush(&api, &flusher).await;
+        }
+        if !retention.is_zero() && last_retention.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+            last_retention = Some(Instant::now());
+            apply_retention(&api, &flusher, retention).await;
+        }
     }
 }
 
-/// Runs until SIGINT/SIGTERM.
+/// One flush round, with its outcome in the metrics.
+pub async fn flush(api: &Api, flusher: &Flusher) -> bool {
+    match flusher.flush().await {
+        Ok(r) => {
+            api.metrics.flushed_blocks.inc_by(r.blocks as u64);
+            api.metrics.flushed_bytes.inc_by(r.bytes);
+            api.metrics.flush_failures.inc_by(r.failed_attempts as u64);
+            r.pending == 0
+        }
+        Err(e) => {
+            api.metrics.flush_failures.inc();
+            tracing::error!(error = %e, "flush failed");
+            false
+        }
+    }
+}
+
+async fn apply_retention(api: &Api, flusher: &Flusher, period: Duration) {
+    let store = flusher.store.clone();
+    let tenants = match flamedb_storage::bucket_index::tenants(store.as_ref()).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "retention: listing tenants failed");
+            return;
+        }
+    };
+    for tenant in tenants {
+        match flamedb_storage::apply_retention(store.as_ref(), &tenant, period, SystemTime::now()).await {
+            Ok(r) => {
+                for id in r.deleted.iter().chain(&r.resumed) {
+                    if let Some(b) = flusher.blocks.remove(&tenant, id) {
+                        api.distributor.head().unregister_partitions(b.partition_keys());
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(%tenant, error = %e, "retention failed"),
+        }
+    }
+}
+
+/// Runs until SIGINT/SIGTERM, then flushes the head.
 pub async fn run(cfg: Config) -> Result<()> {
     std::fs::create_dir_all(&cfg.pyroscopedb.data_path)
         .with_context(|| format!("creating data directory {}", cfg.pyroscopedb.data_path.display()))?;
-    let data = &cfg.pyroscopedb.data_path;
-    flamedb_storage::open(&cfg.storage, data).context("opening the block storage")?;
-    tracing::info!(bucket = %cfg.storage.filesystem_dir(data).display(), "block storage ready");
-    let api = build(&cfg);
+    let api = build(&cfg).await?;
     let addr = format!("{}:{}", cfg.server.http_listen_address, cfg.server.http_listen_port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(
@@ -43,7 +146,13 @@ pub async fn run(cfg: Config) -> Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "starting flamedb"
     );
-    server::serve(server::router(api), listener, shutdown_signal()).await?;
+    let bg = tokio::spawn(background(api.clone(), cfg.clone()));
+    server::serve(server::router(api.clone()), listener, shutdown_signal()).await?;
+    bg.abort();
+    if let Some(f) = &api.flusher {
+        tracing::info!("flushing the head before exit");
+        flush(&api, f).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

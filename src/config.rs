@@ -53,6 +53,23 @@ pub struct Flags {
     #[arg(long = "pyroscopedb.data-path", alias = "storage.path", value_name = "DIR")]
     pub data_path: Option<PathBuf>,
 
+    /// Cut the head into a block after this long (default 1h).
+    #[arg(long = "pyroscopedb.max-block-duration", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_block_duration: Option<std::time::Duration>,
+
+    /// Cut the head into a block once its sample rows exceed this many (default 20000000).
+    #[arg(long = "pyroscopedb.max-head-samples", value_name = "N")]
+    pub max_head_samples: Option<usize>,
+
+    /// fsync the WAL before acknowledging a write (default true; false survives a process crash
+    /// but not a machine crash).
+    #[arg(long = "pyroscopedb.wal-fsync", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub wal_fsync: Option<bool>,
+
+    /// Delete blocks whose newest profile is older than this (default 0: keep forever).
+    #[arg(long = "compactor.blocks-retention-period", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub blocks_retention_period: Option<std::time::Duration>,
+
     /// Log level: debug, info, warn, error.
     #[arg(long = "log.level", value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -138,12 +155,29 @@ impl Default for ServerConfig {
 #[serde(default)]
 pub struct DbConfig {
     pub data_path: PathBuf,
+    #[serde(with = "humantime_serde")]
+    pub max_block_duration: std::time::Duration,
+    pub max_head_samples: usize,
+    pub wal_fsync: bool,
 }
 
 impl Default for DbConfig {
     fn default() -> Self {
-        Self { data_path: PathBuf::from("./data") }
+        Self {
+            data_path: PathBuf::from("./data"),
+            max_block_duration: std::time::Duration::from_secs(3600),
+            max_head_samples: 20_000_000,
+            wal_fsync: true,
+        }
     }
+}
+
+/// The compactor's settings (today: retention).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CompactorConfig {
+    #[serde(with = "humantime_serde")]
+    pub blocks_retention_period: std::time::Duration,
 }
 
 /// Per-tenant limits: ingest and query limits share Pyroscope's one `limits` block.
@@ -166,6 +200,7 @@ pub struct Config {
     pub pyroscopedb: DbConfig,
     pub limits: LimitsConfig,
     pub storage: flamedb_storage::StorageConfig,
+    pub compactor: CompactorConfig,
 }
 
 impl Default for Config {
@@ -177,6 +212,7 @@ impl Default for Config {
             pyroscopedb: DbConfig::default(),
             limits: LimitsConfig::default(),
             storage: flamedb_storage::StorageConfig::default(),
+            compactor: CompactorConfig::default(),
         }
     }
 }
@@ -217,6 +253,18 @@ impl Config {
         }
         if let Some(v) = &f.data_path {
             self.pyroscopedb.data_path = v.clone();
+        }
+        if let Some(v) = f.max_block_duration {
+            self.pyroscopedb.max_block_duration = v;
+        }
+        if let Some(v) = f.max_head_samples {
+            self.pyroscopedb.max_head_samples = v;
+        }
+        if let Some(v) = f.wal_fsync {
+            self.pyroscopedb.wal_fsync = v;
+        }
+        if let Some(v) = f.blocks_retention_period {
+            self.compactor.blocks_retention_period = v;
         }
         if let Some(v) = &f.log_level {
             self.server.log_level = v.clone();

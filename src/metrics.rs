@@ -37,6 +37,11 @@ pub struct Metrics {
     pub head_profiles: Gauge,
     pub head_samples: Gauge,
     pub head_tenants: Gauge,
+    pub flushed_blocks: Counter,
+    pub flushed_bytes: Counter,
+    pub flush_failures: Counter,
+    pub blocks_skipped: Counter,
+    pub blocks_loaded: Gauge,
 }
 
 impl Metrics {
@@ -76,6 +81,28 @@ impl Metrics {
         registry.register("head_samples", "Sample rows in the ingester head", head_samples.clone());
         let head_tenants = Gauge::default();
         registry.register("head_tenants", "Tenants with data in the ingester head", head_tenants.clone());
+        let flushed_blocks = Counter::default();
+        registry.register(
+            "ingester_flushed_blocks",
+            "Blocks flushed from the head to the bucket",
+            flushed_blocks.clone(),
+        );
+        let flushed_bytes = Counter::default();
+        registry.register("ingester_flushed_bytes", "Bytes of blocks flushed to the bucket", flushed_bytes.clone());
+        let flush_failures = Counter::default();
+        registry.register(
+            "ingester_flush_failures",
+            "Failed flush attempts (retried; the data stays in the head and the WAL)",
+            flush_failures.clone(),
+        );
+        let blocks_skipped = Counter::default();
+        registry.register(
+            "blocks_skipped",
+            "Blocks skipped because they could not be read (corrupt or half-written)",
+            blocks_skipped.clone(),
+        );
+        let blocks_loaded = Gauge::default();
+        registry.register("blocks_loaded", "Blocks open for queries", blocks_loaded.clone());
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
         registry.register("build_info", "Build information", build);
@@ -91,6 +118,11 @@ impl Metrics {
             head_profiles,
             head_samples,
             head_tenants,
+            flushed_blocks,
+            flushed_bytes,
+            flush_failures,
+            blocks_skipped,
+            blocks_loaded,
         }
     }
 

@@ -107,7 +107,16 @@ fn strings(v: &serde_json::Value, key: &str) -> Vec<String> {
 #[tokio::test]
 async fn each_query_method_sees_only_its_tenant() {
     let s = setup().await;
+    assert_isolated(&s).await;
+    // The same, with the data moved from the head into per-tenant blocks in the bucket.
+    let r = s.client.post(format!("{}/ingester/flush", s.server.url)).send().await.expect("flush");
+    assert_eq!(r.status().as_u16(), 204);
+    let bucket = s.server.data.path().join("bucket");
+    assert!(bucket.join("alpha").is_dir() && bucket.join("beta").is_dir(), "one bucket folder per tenant");
+    assert_isolated(&s).await;
+}
 
+async fn assert_isolated(s: &Setup) {
     // ProfileTypes
     let types = |v: &serde_json::Value| -> Vec<String> {
         v["profileTypes"].as_array().into_iter().flatten().map(|t| t["ID"].as_str().unwrap_or("").to_string()).collect()

@@ -123,6 +123,13 @@ impl PhysicalExtensionCodec for FlamedbCodec {
         msg.encode(buf).map_err(|e| datafusion::common::DataFusionError::Internal(e.to_string()))
     }
 
+    fn try_decode_udf(&self, name: &str, _buf: &[u8]) -> Result<Arc<datafusion::logical_expr::ScalarUDF>> {
+        if name == crate::udf::label_udf().name() {
+            return Ok(crate::udf::label_udf());
+        }
+        exec_err!("flamedb codec does not know the function {name}")
+    }
+
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
         if name == udaf::NAME && (buf == FLAMEGRAPH_MARKER || buf.is_empty()) {
             return Ok(FlameGraphUdaf::udaf(self.head.clone()));

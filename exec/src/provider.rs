@@ -1,6 +1,6 @@
-//! `HeadTableProvider`: a head table (samples or profiles) of a set of tenants as a DataFusion
-//! table. Label matchers and time bounds are pushed down exactly (the scan answers them from the
-//! series index), so DataFusion adds no filter above the scan for them.
+//! `HeadTableProvider`: a flamedb table (samples or profiles) of a set of tenants as a DataFusion
+//! table, over the head and the blocks. Label matchers and time bounds are pushed down exactly
+//! (the scans answer them from the series indexes), so DataFusion adds no filter above them.
 
 use std::sync::Arc;
 
@@ -11,23 +11,34 @@ use datafusion::common::Result;
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::limit::GlobalLimitExec;
+use datafusion::physical_plan::union::UnionExec;
 use flamedb_ingest::head::Head;
 
+use crate::block_scan::block_scan;
+use crate::dataset::Dataset;
 use crate::filter::ScanFilter;
 use crate::scan::HeadScanExec;
 use crate::schema::HeadTable;
 
 #[derive(Debug)]
 pub struct HeadTableProvider {
-    head: Arc<Head>,
+    dataset: Dataset,
     tenants: Vec<String>,
     table: HeadTable,
 }
 
 impl HeadTableProvider {
-    /// A table over `tenants` (a read of several tenants sees their union).
+    /// A table over the head alone for `tenants` (a read of several tenants sees their union).
     pub fn new(head: Arc<Head>, tenants: Vec<String>, table: HeadTable) -> Self {
-        Self { head, tenants, table }
+        Self::over(Dataset::in_memory(head), tenants, table)
+    }
+
+    /// A table over the head and the blocks of `dataset`: the scan is the union of one head
+    /// scan and one Parquet scan per block that can hold selected rows.
+    pub fn over(dataset: Dataset, tenants: Vec<String>, table: HeadTable) -> Self {
+        Self { dataset, tenants, table }
     }
 }
 
@@ -52,15 +63,41 @@ impl TableProvider for HeadTableProvider {
         for e in filters {
             filter.add(e);
         }
-        Ok(Arc::new(HeadScanExec::try_new(
-            self.head.clone(),
+        let mut heads = Vec::new();
+        let mut blocks = Vec::new();
+        for t in &self.tenants {
+            let snap = self.dataset.snapshot(t);
+            heads.extend(snap.heads);
+            blocks.extend(snap.blocks);
+        }
+        let head_scan = HeadScanExec::try_new(
+            self.dataset.head.clone(),
             self.tenants.clone(),
             self.table,
             projection.cloned(),
-            filter,
+            filter.clone(),
             limit,
             state.config().target_partitions(),
-        )?))
+        )?
+        .with_heads(heads);
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![Arc::new(head_scan)];
+        for b in blocks {
+            if let Some(scan) = block_scan(b, self.table, projection.cloned(), &filter)? {
+                inputs.push(scan);
+            }
+        }
+        if inputs.len() == 1 {
+            return Ok(inputs.remove(0));
+        }
+        let union = UnionExec::try_new(inputs)?;
+        Ok(match limit {
+            Some(l) => Arc::new(GlobalLimitExec::new(
+                Arc::new(CoalescePartitionsExec::new(union)) as Arc<dyn ExecutionPlan>,
+                0,
+                Some(l),
+            )),
+            None => union,
+        })
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {

@@ -35,6 +35,9 @@ pub struct HeadScanExec {
     filter: ScanFilter,
     limit: Option<usize>,
     partitions: usize,
+    /// Head generations pinned when the plan was made (consistent with the blocks planned
+    /// beside them); `None` reads the tenants' current generations (a decoded fragment).
+    heads: Option<Vec<Arc<TenantHead>>>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
@@ -61,7 +64,13 @@ impl HeadScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Ok(Self { head, tenants, table, projection, filter, limit, partitions, schema, properties })
+        Ok(Self { head, tenants, table, projection, filter, limit, partitions, heads: None, schema, properties })
+    }
+
+    /// Pins the head generations to read.
+    pub fn with_heads(mut self, heads: Vec<Arc<TenantHead>>) -> Self {
+        self.heads = Some(heads);
+        self
     }
 
     pub fn head(&self) -> &Arc<Head> {
@@ -98,10 +107,11 @@ impl HeadScanExec {
         let (min, max) = (self.filter.min_time_nanos, self.filter.max_time_nanos);
         let mut out = Vec::new();
         let mut index = 0usize;
-        for tenant in &self.tenants {
-            let Some(t) = self.head.tenant(tenant) else {
-                continue;
-            };
+        let heads = match &self.heads {
+            Some(h) => h.clone(),
+            None => self.tenants.iter().flat_map(|t| self.head.snapshot(t, |heads| heads)).collect(),
+        };
+        for t in heads {
             let chunks = match self.table {
                 HeadTable::Samples => t.sample_chunks(),
                 HeadTable::Profiles => t.profile_chunks(),
@@ -246,6 +256,10 @@ impl ExecutionPlan for HeadScanExec {
             self.partitions,
         )
         .ok()
+        .map(|e| match &self.heads {
+            Some(h) => e.with_heads(h.clone()),
+            None => e,
+        })
         .map(|e| Arc::new(e) as Arc<dyn ExecutionPlan>)
     }
 }

@@ -129,14 +129,15 @@ async fn futures_collect(s: datafusion::execution::SendableRecordBatchStream) ->
 #[tokio::test]
 async fn series_plan_round_trips() {
     let (head, engine, sel) = setup();
-    let plan = engine.physical_plan(&engine.series_plan(&sel, 60_000).unwrap()).await.unwrap();
+    let plan =
+        engine.physical_plan(&engine.series_plan(&sel, 60_000, &["service_name".to_string()]).unwrap()).await.unwrap();
     let codec = FlamedbCodec::new(head);
     let bytes = flamedb_flight::fragment::encode(plan.clone(), &codec).unwrap();
     let fresh = SessionContext::new();
     let decoded = flamedb_flight::fragment::decode(&bytes, &fresh.task_ctx(), &codec).unwrap();
     let rows = |bs: Vec<arrow::record_batch::RecordBatch>| -> i64 {
         bs.iter()
-            .map(|b| arrow::compute::sum(b.column(3).as_primitive::<arrow::datatypes::Int64Type>()).unwrap_or(0))
+            .map(|b| arrow::compute::sum(b.column(2).as_primitive::<arrow::datatypes::Int64Type>()).unwrap_or(0))
             .sum()
     };
     let ctx = SessionContext::new_with_state(engine.state().clone());

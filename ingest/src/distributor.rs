@@ -8,10 +8,13 @@ use bytes::Bytes;
 use flamedb_proto::google::v1::Profile;
 use flamedb_proto::push::v1::PushRequest;
 
-use crate::head::{AppendStats, Head};
+use parking_lot::RwLock;
+
+use crate::head::{AppendStats, Head, TenantHead};
 use crate::normalize::normalize;
 use crate::pprof::{self, PprofDecodeError};
 use crate::validate::{Limits, ValidationError};
+use crate::wal::{Wal, WalError};
 
 /// How a push failed, in the terms clients act on: `InvalidArgument` is dropped by SDKs, agents
 /// retry `ResourceExhausted`.
@@ -19,6 +22,8 @@ use crate::validate::{Limits, ValidationError};
 pub enum ErrorKind {
     InvalidArgument,
     ResourceExhausted,
+    /// The profile could not be made durable (WAL write failed): retryable, nothing stored.
+    Unavailable,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +34,8 @@ pub enum IngestError {
     Decode(#[from] PprofDecodeError),
     #[error("{message}")]
     Push { kind: ErrorKind, message: String },
+    #[error("writing the WAL: {0}")]
+    Wal(#[from] WalError),
 }
 
 impl IngestError {
@@ -36,6 +43,7 @@ impl IngestError {
         match self {
             IngestError::Validation(_) | IngestError::Decode(_) => ErrorKind::InvalidArgument,
             IngestError::Push { kind, .. } => *kind,
+            IngestError::Wal(_) => ErrorKind::Unavailable,
         }
     }
 }
@@ -65,11 +73,42 @@ impl PushStats {
 pub struct Distributor {
     head: Arc<Head>,
     limits: Arc<Limits>,
+    wal: Option<Arc<Wal>>,
+    /// Held shared by every (WAL write, head append) pair and exclusively by a cut, so a cut
+    /// splits the WAL and the head at the same profile.
+    cut_lock: Arc<RwLock<()>>,
+}
+
+/// A cut of the head: the generations to flush and the last WAL segment holding their data.
+#[derive(Debug)]
+pub struct Cut {
+    pub heads: Vec<Arc<TenantHead>>,
+    pub wal_segment: Option<u64>,
 }
 
 impl Distributor {
     pub fn new(head: Arc<Head>, limits: Arc<Limits>) -> Self {
-        Self { head, limits }
+        Self { head, limits, wal: None, cut_lock: Arc::default() }
+    }
+
+    /// Writes every accepted profile to `wal` before it reaches the head.
+    pub fn with_wal(mut self, wal: Arc<Wal>) -> Self {
+        self.wal = Some(wal);
+        self
+    }
+
+    pub fn wal(&self) -> Option<&Arc<Wal>> {
+        self.wal.as_ref()
+    }
+
+    /// Cuts the head into generations to flush, atomically with a WAL rotation.
+    pub fn cut(&self) -> Result<Cut, WalError> {
+        let _g = self.cut_lock.write();
+        let wal_segment = match &self.wal {
+            Some(w) => Some(w.rotate()?),
+            None => None,
+        };
+        Ok(Cut { heads: self.head.cut(), wal_segment })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -114,7 +153,9 @@ impl Distributor {
             return Ok(stats);
         }
         // One refused-for-rate failure makes the whole push retryable; otherwise it is the client's.
-        let kind = if failures.iter().any(|(k, _)| *k == ErrorKind::ResourceExhausted) {
+        let kind = if failures.iter().any(|(k, _)| *k == ErrorKind::Unavailable) {
+            ErrorKind::Unavailable
+        } else if failures.iter().any(|(k, _)| *k == ErrorKind::ResourceExhausted) {
             ErrorKind::ResourceExhausted
         } else {
             ErrorKind::InvalidArgument
@@ -156,6 +197,10 @@ impl Distributor {
         now_nanos: i64,
     ) -> Result<PushStats, IngestError> {
         let normalized = normalize(labels, profile, profile_id, &self.limits, now_nanos)?;
+        let _g = self.cut_lock.read();
+        if let Some(wal) = &self.wal {
+            wal.append(tenant, &normalized)?;
+        }
         let append = self.head.append(tenant, &normalized);
         Ok(PushStats { profiles: 1, decoded_bytes: uncompressed_size, append })
     }

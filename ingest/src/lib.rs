@@ -10,3 +10,4 @@ pub mod normalize;
 pub mod pprof;
 pub mod testing;
 pub mod validate;
+pub mod wal;

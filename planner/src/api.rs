@@ -74,21 +74,29 @@ impl Querier {
         &self.limits
     }
 
-    /// Series ids per tenant matching `matchers` in `range`.
-    fn select_ids(&self, tenants: &[String], matchers: &[Matcher], range: TimeRange) -> Vec<(String, RoaringBitmap)> {
-        let (min, max) = range.nanos();
-        tenants
-            .iter()
-            .filter_map(|t| self.engine.head().tenant(t).map(|h| (t.clone(), h.select_series(matchers, min, max))))
-            .collect()
-    }
-
-    fn with_index<R>(
+    /// Runs `f` over the series index of every head generation and block of each tenant, with
+    /// the ids there that match `matchers` in `range`.
+    fn each_index(
         &self,
-        tenant: &str,
-        f: impl FnOnce(&flamedb_ingest::head::series::SeriesIndex) -> R,
-    ) -> Option<R> {
-        self.engine.head().tenant(tenant).map(|t| t.with_series(f))
+        tenants: &[String],
+        matchers: &[Matcher],
+        range: TimeRange,
+        mut f: impl FnMut(&flamedb_ingest::head::series::SeriesIndex, &RoaringBitmap),
+    ) {
+        let (min, max) = range.nanos();
+        for t in tenants {
+            let snap = self.engine.dataset().snapshot(t);
+            for h in &snap.heads {
+                h.with_series(|idx| {
+                    let sel = idx.select(matchers, min, max);
+                    f(idx, &sel)
+                });
+            }
+            for b in snap.blocks.iter().filter(|b| b.meta.overlaps_nanos(min, max)) {
+                let sel = b.index.select(matchers, min, max);
+                f(&b.index, &sel);
+            }
+        }
     }
 
     pub async fn profile_types(
@@ -107,11 +115,7 @@ impl Querier {
             return Ok(q::ProfileTypesResponse::default());
         };
         let mut ids = BTreeSet::new();
-        for (tenant, sel) in self.select_ids(&ctx.tenants, &[], range) {
-            if let Some(v) = self.with_index(&tenant, |idx| idx.label_values(labels::PROFILE_TYPE, &sel)) {
-                ids.extend(v);
-            }
-        }
+        self.each_index(&ctx.tenants, &[], range, |idx, sel| ids.extend(idx.label_values(labels::PROFILE_TYPE, sel)));
         let profile_types = ids
             .into_iter()
             .filter_map(|id| {
@@ -135,11 +139,7 @@ impl Querier {
             return Ok(t::LabelNamesResponse::default());
         };
         let mut names = BTreeSet::new();
-        for (tenant, sel) in self.select_ids(&ctx.tenants, &matchers, range) {
-            if let Some(v) = self.with_index(&tenant, |idx| idx.label_names(&sel)) {
-                names.extend(v);
-            }
-        }
+        self.each_index(&ctx.tenants, &matchers, range, |idx, sel| names.extend(idx.label_names(sel)));
         let names = names.into_iter().filter(|n| ctx.utf8_label_names || is_legacy_label_name(n)).collect();
         Ok(t::LabelNamesResponse { names })
     }
@@ -157,11 +157,7 @@ impl Querier {
             return Ok(t::LabelValuesResponse::default());
         };
         let mut values = BTreeSet::new();
-        for (tenant, sel) in self.select_ids(&ctx.tenants, &matchers, range) {
-            if let Some(v) = self.with_index(&tenant, |idx| idx.label_values(&req.name, &sel)) {
-                values.extend(v);
-            }
-        }
+        self.each_index(&ctx.tenants, &matchers, range, |idx, sel| values.extend(idx.label_values(&req.name, sel)));
         Ok(t::LabelValuesResponse { names: values.into_iter().collect() })
     }
 
@@ -172,23 +168,21 @@ impl Querier {
         };
         let wanted: BTreeSet<&str> = req.label_names.iter().map(String::as_str).collect();
         let mut sets: BTreeSet<Vec<(String, String)>> = BTreeSet::new();
-        for (tenant, sel) in self.select_ids(&ctx.tenants, &matchers, range) {
-            self.with_index(&tenant, |idx| {
-                for id in &sel {
-                    let Some(e) = idx.get(id) else { continue };
-                    let set: Vec<(String, String)> = e
-                        .labels
-                        .iter()
-                        .filter(|l| wanted.is_empty() || wanted.contains(l.name.as_str()))
-                        .filter(|l| ctx.utf8_label_names || is_legacy_label_name(&l.name))
-                        .map(|l| (l.name.clone(), l.value.clone()))
-                        .collect();
-                    if !set.is_empty() {
-                        sets.insert(set);
-                    }
+        self.each_index(&ctx.tenants, &matchers, range, |idx, sel| {
+            for id in sel {
+                let Some(e) = idx.get(id) else { continue };
+                let set: Vec<(String, String)> = e
+                    .labels
+                    .iter()
+                    .filter(|l| wanted.is_empty() || wanted.contains(l.name.as_str()))
+                    .filter(|l| ctx.utf8_label_names || is_legacy_label_name(&l.name))
+                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .collect();
+                if !set.is_empty() {
+                    sets.insert(set);
                 }
-            });
-        }
+            }
+        });
         let labels_set = sets
             .into_iter()
             .map(|s| t::Labels { labels: s.into_iter().map(|(name, value)| t::LabelPair { name, value }).collect() })
@@ -313,29 +307,18 @@ impl Querier {
         };
         let average = req.aggregation == Some(t::TimeSeriesAggregationType::Average as i32);
         let step_ms = ((req.step * 1000.0).round() as i64).max(1);
-        let cells = self.engine.series_cells(&sel, step_ms).await?;
+        let cells = self.engine.series_cells(&sel, step_ms, &req.group_by).await?;
 
-        // Group cells by the group-by labels of their series.
-        let mut by_tenant: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-        for c in &cells {
-            by_tenant.entry(c.tenant.as_str()).or_default().push(c.series_id);
-        }
-        let mut keys: BTreeMap<(&str, u32), Vec<(String, String)>> = BTreeMap::new();
-        for (tenant, ids) in by_tenant {
-            let Some(h) = self.engine.head().tenant(tenant) else {
-                continue;
-            };
-            for (id, ls) in h.series_labels_many(ids) {
-                let key = req.group_by.iter().filter_map(|g| ls.get(g).map(|v| (g.clone(), v.to_string()))).collect();
-                keys.insert((tenant, id), key);
-            }
-        }
+        // A series without a group-by label has no pair for it (its value reads as "").
         let mut groups: BTreeMap<GroupKey, BTreeMap<i64, (i64, i64)>> = BTreeMap::new();
         for c in &cells {
-            let Some(key) = keys.get(&(c.tenant.as_str(), c.series_id)) else {
-                continue;
-            };
-            let p = groups.entry(key.clone()).or_default().entry(c.timestamp_ms).or_insert((0, 0));
+            let key: GroupKey = req
+                .group_by
+                .iter()
+                .zip(&c.group)
+                .filter_map(|(g, v)| v.as_ref().filter(|v| !v.is_empty()).map(|v| (g.clone(), v.clone())))
+                .collect();
+            let p = groups.entry(key).or_default().entry(c.timestamp_ms).or_insert((0, 0));
             p.0 += c.sum;
             p.1 += c.count;
         }
@@ -376,13 +359,22 @@ impl Querier {
             return Err(QueryError::invalid("GetProfileStats needs exactly one tenant"));
         }
         let mut resp = t::GetProfileStatsResponse::default();
-        if let Some(h) = self.engine.head().tenant(&ctx.tenants[0]) {
+        let snap = self.engine.dataset().snapshot(&ctx.tenants[0]);
+        let mut range: Option<(i64, i64)> = None;
+        let mut widen = |a: i64, b: i64| range = Some(range.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+        for h in &snap.heads {
             let s = h.stats();
             if let (Some(min), Some(max)) = (s.min_time_nanos, s.max_time_nanos) {
-                resp.data_ingested = true;
-                resp.oldest_profile_time = min / 1_000_000;
-                resp.newest_profile_time = max / 1_000_000;
+                widen(min / 1_000_000, max / 1_000_000);
             }
+        }
+        for b in &snap.blocks {
+            widen(b.meta.min_time, b.meta.max_time);
+        }
+        if let Some((min, max)) = range {
+            resp.data_ingested = true;
+            resp.oldest_profile_time = min;
+            resp.newest_profile_time = max;
         }
         Ok(resp)
     }

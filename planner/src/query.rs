@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Int64Type, UInt32Type};
+use arrow::datatypes::{DataType, Int64Type};
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::context::SessionState;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
@@ -16,7 +16,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{cast, col, lit};
 use flamedb_exec::schema::col as c;
 use flamedb_exec::tree::FunctionTree;
-use flamedb_exec::{FlameGraphUdaf, HeadTable, HeadTableProvider, filter};
+use flamedb_exec::{Dataset, FlameGraphUdaf, HeadTable, HeadTableProvider, filter};
 use flamedb_ingest::head::Head;
 use flamedb_ingest::model::{Matcher, ProfileType, labels};
 
@@ -47,9 +47,8 @@ impl Selection {
 /// One aggregated time-series cell: a series' profiles in one step bucket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesCell {
-    pub tenant: String,
-    pub series_id: u32,
-    /// Bucket boundary, ms.
+    /// Group-by label values of the cell's series (`None` or "" where a series lacks one).
+    pub group: Vec<Option<String>>,
     pub timestamp_ms: i64,
     pub sum: i64,
     pub count: i64,
@@ -59,17 +58,32 @@ pub struct SeriesCell {
 #[derive(Debug, Clone)]
 pub struct Engine {
     head: Arc<Head>,
+    dataset: Dataset,
     state: SessionState,
 }
 
 impl Engine {
+    /// An engine over the head alone.
     pub fn new(head: Arc<Head>, target_partitions: usize) -> Self {
-        let state = session_state(head.clone(), target_partitions);
-        Self { head, state }
+        Self::over(Dataset::in_memory(head), target_partitions)
+    }
+
+    /// An engine over the head and blocks of `dataset` (its bucket registered in the session).
+    pub fn over(dataset: Dataset, target_partitions: usize) -> Self {
+        let state = session_state(dataset.head.clone(), target_partitions);
+        if let Some(store) = &dataset.store {
+            let url = flamedb_exec::dataset::bucket_url();
+            state.runtime_env().register_object_store(url.as_ref(), store.clone());
+        }
+        Self { head: dataset.head.clone(), dataset, state }
     }
 
     pub fn head(&self) -> &Arc<Head> {
         &self.head
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
     }
 
     pub fn state(&self) -> &SessionState {
@@ -77,7 +91,7 @@ impl Engine {
     }
 
     fn scan(&self, tenants: &[String], table: HeadTable) -> Result<LogicalPlanBuilder> {
-        let provider = Arc::new(HeadTableProvider::new(self.head.clone(), tenants.to_vec(), table));
+        let provider = Arc::new(HeadTableProvider::over(self.dataset.clone(), tenants.to_vec(), table));
         Ok(LogicalPlanBuilder::scan(table.name(), provider_as_source(provider), None)?)
     }
 
@@ -117,46 +131,53 @@ impl Engine {
         Ok(tree)
     }
 
-    /// The logical plan of a time-series select: per tenant, series and step bucket, the sum and
-    /// count of profile totals. A profile at `t` lands in the first boundary `>= t` of the grid
-    /// `start + k * step`.
-    pub fn series_plan(&self, sel: &Selection, step_ms: i64) -> Result<LogicalPlan> {
+    /// The logical plan of a time-series select: per group (one `label(labels, g)` column per
+    /// group-by name; not series ids, which are local to a head generation or a block) and step
+    /// bucket, the sum and count of profile totals. A profile at `t` lands in the first boundary
+    /// `>= t` of the grid `start + k * step`.
+    pub fn series_plan(&self, sel: &Selection, step_ms: i64, group_by: &[String]) -> Result<LogicalPlan> {
         let start = sel.range.start_ms;
         let step = step_ms.max(1);
         let t_ms = cast(col(c::TIME), DataType::Int64) / lit(1_000_000i64);
         let bucket = lit(start) + ((t_ms - lit(start) + lit(step - 1)) / lit(step)) * lit(step);
         let predicate = conjunction(sel.filter_exprs()).ok_or_else(|| QueryError::internal("empty filter"))?;
+        let label = flamedb_exec::udf::label_udf();
+        let mut keys: Vec<Expr> = group_by
+            .iter()
+            .enumerate()
+            .map(|(i, g)| label.call(vec![col(c::LABELS), lit(g.as_str())]).alias(format!("g{i}")))
+            .collect();
+        keys.push(bucket.alias("ts"));
         Ok(self
             .scan(&sel.tenants, HeadTable::Profiles)?
             .filter(predicate)?
-            .aggregate(
-                vec![col(c::TENANT), col(c::SERIES_ID), bucket.alias("ts")],
-                vec![sum(col(c::TOTAL)).alias("sum"), count(col(c::TOTAL)).alias("count")],
-            )?
+            .aggregate(keys, vec![sum(col(c::TOTAL)).alias("sum"), count(col(c::TOTAL)).alias("count")])?
             .build()?)
     }
 
     /// Runs [`Engine::series_plan`].
-    pub async fn series_cells(&self, sel: &Selection, step_ms: i64) -> Result<Vec<SeriesCell>> {
-        let plan = self.series_plan(sel, step_ms)?;
+    pub async fn series_cells(&self, sel: &Selection, step_ms: i64, group_by: &[String]) -> Result<Vec<SeriesCell>> {
+        let plan = self.series_plan(sel, step_ms, group_by)?;
         let physical = self.physical_plan(&plan).await?;
         let batches = collect(physical, self.state.task_ctx()).await?;
+        let g = group_by.len();
         let mut out = Vec::new();
         for b in &batches {
-            let tenant = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-            let tenant = tenant.as_string::<i32>();
-            let series = b.column(1).as_primitive::<UInt32Type>();
-            let ts = b.column(2).as_primitive::<Int64Type>();
-            let s = b.column(3).as_primitive::<Int64Type>();
-            let n = b.column(4).as_primitive::<Int64Type>();
+            let groups: Vec<arrow::array::ArrayRef> = (0..g)
+                .map(|i| arrow::compute::cast(b.column(i), &DataType::Utf8))
+                .collect::<std::result::Result<_, _>>()?;
+            let ts = b.column(g).as_primitive::<Int64Type>();
+            let s = b.column(g + 1).as_primitive::<Int64Type>();
+            let n = b.column(g + 2).as_primitive::<Int64Type>();
             for i in 0..b.num_rows() {
-                out.push(SeriesCell {
-                    tenant: tenant.value(i).to_string(),
-                    series_id: series.value(i),
-                    timestamp_ms: ts.value(i),
-                    sum: s.value(i),
-                    count: n.value(i),
-                });
+                let group = groups
+                    .iter()
+                    .map(|a| {
+                        let a = a.as_string::<i32>();
+                        a.is_valid(i).then(|| a.value(i).to_string())
+                    })
+                    .collect();
+                out.push(SeriesCell { group, timestamp_ms: ts.value(i), sum: s.value(i), count: n.value(i) });
             }
         }
         Ok(out)

@@ -139,7 +139,7 @@ async fn time_series_buckets_sum_profile_totals() {
     let f = fixture();
     let sel = selection(&["t1"], vec![]);
     let step = 60_000;
-    let cells = f.engine.series_cells(&sel, step).await.unwrap();
+    let cells = f.engine.series_cells(&sel, step, &[]).await.unwrap();
     let total: i64 = cells.iter().map(|c| c.sum).sum();
     assert_eq!(total, 42 + 13 + 100);
     assert_eq!(cells.iter().map(|c| c.count).sum::<i64>(), 3);

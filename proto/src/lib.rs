@@ -32,7 +32,8 @@ pub mod querier {
     }
 }
 
-/// flamedb's own messages: physical-plan nodes for the extension codec.
+/// flamedb's own messages: physical-plan nodes for the extension codec and the ingester's
+/// write-ahead log record (`WalRecord`).
 pub mod flamedb {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/flamedb.v1.rs"));

@@ -105,6 +105,7 @@ fn store(
                 api.metrics.discard(reason(&e));
                 let status = match e.kind() {
                     IngestKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+                    IngestKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                     IngestKind::InvalidArgument if pprof => StatusCode::UNPROCESSABLE_ENTITY,
                     IngestKind::InvalidArgument => StatusCode::BAD_REQUEST,
                 };

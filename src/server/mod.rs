@@ -42,6 +42,7 @@ pub fn router(api: Api) -> Router {
         .route("/ingest", post(ingest::ingest))
         .route("/pyroscope/ingest", post(ingest::ingest))
         .route("/ready", axum::routing::get(ops::ready))
+        .route("/ingester/flush", axum::routing::get(ops::flush).post(ops::flush))
         .route("/metrics", axum::routing::get(ops::metrics))
         .route("/api/v1/status/buildinfo", axum::routing::get(ops::buildinfo))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1,10 +1,23 @@
-//! Operational endpoints: `/ready`, `/metrics`, `/api/v1/status/buildinfo`.
+//! Operational endpoints: `/ready`, `/metrics`, `/api/v1/status/buildinfo`, `/ingester/flush`.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, header};
 
 use super::services::Api;
+
+/// Pyroscope's `/ingester/flush`: cuts the head and writes it to the bucket now; answers 204
+/// once every block is uploaded, 503 when some data could not be (it stays in the head).
+pub async fn flush(State(api): State<Api>) -> Response {
+    let Some(f) = api.flusher.clone() else {
+        return (http::StatusCode::NOT_FOUND, "this process has no ingester").into_response();
+    };
+    if crate::app::flush(&api, &f).await {
+        http::StatusCode::NO_CONTENT.into_response()
+    } else {
+        (http::StatusCode::SERVICE_UNAVAILABLE, "flush incomplete: see the log").into_response()
+    }
+}
 
 pub async fn ready() -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ready").into_response()
@@ -27,6 +40,10 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     m.head_profiles.set(profiles);
     m.head_samples.set(samples);
     m.head_tenants.set(tenants.len() as i64);
+    if let Some(f) = &api.flusher {
+        let loaded: usize = f.blocks.tenant_ids().iter().map(|t| f.blocks.blocks(t).len()).sum();
+        m.blocks_loaded.set(loaded as i64);
+    }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode()).into_response()
 }
 

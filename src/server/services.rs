@@ -25,6 +25,8 @@ pub struct Api {
     pub querier: Querier,
     pub multitenancy: bool,
     pub metrics: Arc<Metrics>,
+    /// Moves the head into the bucket (`None` for a head-only process).
+    pub flusher: Option<flamedb_storage::flush::Flusher>,
 }
 
 pub fn now_nanos() -> i64 {
@@ -83,6 +85,7 @@ pub fn reason(e: &IngestError) -> &'static str {
         IngestError::Decode(_) => "decode",
         IngestError::Push { kind: IngestKind::ResourceExhausted, .. } => "rate_limited",
         IngestError::Push { .. } => "invalid",
+        IngestError::Wal(_) => "wal",
     }
 }
 
@@ -90,6 +93,7 @@ pub fn ingest_status(e: &IngestError) -> Status {
     match e.kind() {
         IngestKind::InvalidArgument => Status::invalid_argument(e.to_string()),
         IngestKind::ResourceExhausted => Status::resource_exhausted(e.to_string()),
+        IngestKind::Unavailable => Status::unavailable(e.to_string()),
     }
 }
 

@@ -26,7 +26,11 @@ impl Server {
     /// Starts the binary with `args` (plus a free port and a temporary data directory) and waits
     /// until `/ready` answers.
     pub fn start(args: &[&str]) -> Server {
-        let data = tempfile::tempdir().expect("tempdir");
+        Self::start_in(tempfile::tempdir().expect("tempdir"), args)
+    }
+
+    /// Starts the binary on an existing data directory (a restart).
+    pub fn start_in(data: tempfile::TempDir, args: &[&str]) -> Server {
         for attempt in 0..5 {
             let port = free_port();
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_flamedb"));
@@ -54,6 +58,15 @@ impl Server {
             eprintln!("flamedb did not become ready (attempt {attempt})");
         }
         panic!("flamedb did not start");
+    }
+}
+
+impl Server {
+    /// SIGKILL: no shutdown hook runs. Returns the data directory for a restart.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.data, tempfile::tempdir().expect("tempdir"))
     }
 }
 

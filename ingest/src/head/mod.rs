@@ -21,11 +21,17 @@ use symbols::{Function, Line, Location, Mapping, SymbolPartition, Symbols};
 
 /// All tenants' heads, plus the process-wide registry of symbol partitions that sample rows
 /// refer to by key.
+///
+/// A flush cuts the live heads into *generations* that stay readable (`flushing`) until their
+/// block is published; `finish_flush` swaps a generation for its block under the same lock that
+/// `snapshot` holds, so a query sees every profile exactly once.
 #[derive(Debug, Default)]
 pub struct Head {
     tenants: RwLock<HashMap<String, Arc<TenantHead>>>,
+    flushing: RwLock<Vec<Arc<TenantHead>>>,
     partitions: RwLock<HashMap<u64, Arc<SymbolPartition>>>,
     next_partition: AtomicU64,
+    next_generation: AtomicU64,
 }
 
 /// What an append added.
@@ -46,7 +52,60 @@ impl Head {
         if let Some(t) = self.tenants.read().get(tenant) {
             return t.clone();
         }
-        self.tenants.write().entry_ref(tenant).or_insert_with(|| Arc::new(TenantHead::new(tenant.to_string()))).clone()
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        self.tenants
+            .write()
+            .entry_ref(tenant)
+            .or_insert_with(|| Arc::new(TenantHead::new(tenant.to_string(), generation)))
+            .clone()
+    }
+
+    /// Moves every live tenant head into the flushing set and returns them; writes after this
+    /// go to fresh heads. The caller must make this atomic with the WAL rotation.
+    pub fn cut(&self) -> Vec<Arc<TenantHead>> {
+        let mut live = self.tenants.write();
+        let mut flushing = self.flushing.write();
+        let cut: Vec<Arc<TenantHead>> = live.drain().map(|(_, t)| t).collect();
+        flushing.extend(cut.iter().cloned());
+        cut
+    }
+
+    /// Every head generation of a tenant (live first, then flushing), read under the lock that
+    /// `finish_flush` takes, together with whatever `f` reads (the tenant's blocks).
+    pub fn snapshot<R>(&self, tenant: &str, f: impl FnOnce(Vec<Arc<TenantHead>>) -> R) -> R {
+        let flushing = self.flushing.read();
+        let mut heads: Vec<Arc<TenantHead>> = self.tenants.read().get(tenant).cloned().into_iter().collect();
+        heads.extend(flushing.iter().filter(|t| t.id == tenant).cloned());
+        f(heads)
+    }
+
+    /// Generations cut but not yet published as blocks.
+    pub fn flushing(&self) -> Vec<Arc<TenantHead>> {
+        self.flushing.read().clone()
+    }
+
+    /// Publishes a flushed generation: `publish` (adding its block to the readable set) runs
+    /// under the lock `snapshot` takes, and the generation leaves the readable heads.
+    pub fn finish_flush(&self, generation: &Arc<TenantHead>, publish: impl FnOnce()) {
+        let mut flushing = self.flushing.write();
+        publish();
+        flushing.retain(|t| !Arc::ptr_eq(t, generation));
+    }
+
+    /// Registers symbols read from storage under a fresh process-wide partition key.
+    pub fn register_partition(&self, name: String, symbols: Symbols) -> Arc<SymbolPartition> {
+        let key = self.next_partition.fetch_add(1, Ordering::Relaxed) + 1;
+        let part = Arc::new(SymbolPartition::with_symbols(key, name, symbols));
+        self.partitions.write().insert(key, part.clone());
+        part
+    }
+
+    /// Forgets partitions no longer referenced by any readable data (a deleted block).
+    pub fn unregister_partitions(&self, keys: impl IntoIterator<Item = u64>) {
+        let mut p = self.partitions.write();
+        for k in keys {
+            p.remove(&k);
+        }
     }
 
     /// The head of a tenant, if it ever received data.
@@ -157,6 +216,8 @@ fn insert_stacks(sym: &mut Symbols, p: &NormalizedProfile) -> Vec<u32> {
 #[derive(Debug)]
 pub struct TenantHead {
     pub id: String,
+    /// Process-unique id of this head generation.
+    pub generation: u64,
     data: RwLock<TenantData>,
     partitions: RwLock<HashMap<String, Arc<SymbolPartition>>>,
 }
@@ -181,8 +242,8 @@ pub struct TenantStats {
 }
 
 impl TenantHead {
-    fn new(id: String) -> Self {
-        Self { id, data: RwLock::default(), partitions: RwLock::default() }
+    fn new(id: String, generation: u64) -> Self {
+        Self { id, generation, data: RwLock::default(), partitions: RwLock::default() }
     }
 
     fn partition_or_create(&self, name: &str, create: impl FnOnce() -> Arc<SymbolPartition>) -> Arc<SymbolPartition> {

@@ -41,6 +41,21 @@ impl StringTable {
         self.strings.get(id as usize).map_or("", |s| s)
     }
 
+    /// A table read back from storage, ids in the given order (the index is rebuilt so the
+    /// table stays usable for interning).
+    pub fn from_strings(strings: impl IntoIterator<Item = Box<str>>) -> Self {
+        let mut t = Self::default();
+        for s in strings {
+            let hash = t.hasher.hash_one(&*s);
+            let id = t.strings.len() as u32;
+            t.strings.push(s);
+            let hasher = &t.hasher;
+            let strings = &t.strings;
+            t.index.insert_unique(hash, id, |&id| hasher.hash_one(&*strings[id as usize]));
+        }
+        t
+    }
+
     pub fn len(&self) -> usize {
         self.strings.len()
     }
@@ -125,6 +140,12 @@ impl StackTree {
     }
 
     /// Parent of every node, indexed by node id (the root's parent is itself).
+    /// A read-only tree read back from storage: node `i` has `parent[i]` and `location[i]`, node
+    /// 0 is the root. It has no edge index, so it must not be inserted into.
+    pub fn from_parts(parent: Vec<u32>, location: Vec<u32>) -> Self {
+        Self { parent, location, edges: HashMap::new() }
+    }
+
     pub fn parents(&self) -> &[u32] {
         &self.parent
     }
@@ -196,6 +217,27 @@ impl Default for Symbols {
 }
 
 impl Symbols {
+    /// Read-only symbols read back from a block: their dedup indexes are left empty because
+    /// nothing is added to a block's symbols.
+    pub fn from_parts(
+        strings: StringTable,
+        functions: Vec<Function>,
+        mappings: Vec<Mapping>,
+        locations: Vec<Location>,
+        tree: StackTree,
+    ) -> Self {
+        Self {
+            strings,
+            functions,
+            mappings,
+            locations,
+            tree,
+            function_index: HashMap::new(),
+            mapping_index: HashMap::new(),
+            location_index: HashMap::new(),
+        }
+    }
+
     pub fn add_function(&mut self, f: Function) -> u32 {
         dedup(&mut self.functions, &mut self.function_index, f)
     }
@@ -253,6 +295,10 @@ pub struct SymbolPartition {
 impl SymbolPartition {
     pub fn new(key: u64, name: String) -> Self {
         Self { key, name, symbols: RwLock::new(Symbols::default()) }
+    }
+
+    pub fn with_symbols(key: u64, name: String, symbols: Symbols) -> Self {
+        Self { key, name, symbols: RwLock::new(symbols) }
     }
 }
 

@@ -81,7 +81,11 @@ async fn background(api: Api, cfg: Config) {
             .filter_map(|t| api.distributor.head().tenant(t))
             .map(|h| h.stats().samples)
             .sum();
-        if last_flush.elapsed() >= max_age || samples >= cfg.pyroscopedb.max_head_samples {
+        let head = api.distributor.head();
+        if head.tenant_ids().is_empty() && head.flushing().is_empty() {
+            // An empty head has no age: the block duration counts from its first profile.
+            last_flush = Instant::now();
+        } else if last_flush.elapsed() >= max_age || samples >= cfg.pyroscopedb.max_head_samples {
             last_flush = Instant::now();
             flush(&api, &flusher).await;
         }

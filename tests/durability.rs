@@ -291,3 +291,26 @@ async fn s3_bucket_end_to_end() {
     let all: Vec<usize> = (0..3).collect();
     check_once(&totals_by_seq(&client, &server.url, "s3.app").await, &totals, &all, &all);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_is_cut_into_a_block_on_its_interval() {
+    let body = node_body();
+    let client = reqwest::Client::new();
+    let server = Server::start(&["-pyroscopedb.max-block-duration=1s"]);
+    assert!(push(&client, &server.url, "interval.app", 0, &body).await);
+    let bucket = server.data.path().join("bucket");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while block_dirs(&bucket, "anonymous").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no block was cut within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still queryable, once, now from the block.
+    check_once(&totals_by_seq(&client, &server.url, "interval.app").await, &pprof_totals(&body), &[0], &[0]);
+    // The WAL let go of what the block holds: only the segment opened by the cut remains.
+    let wal: Vec<_> = std::fs::read_dir(server.data.path().join("wal"))
+        .expect("wal dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(wal.len(), 1, "flushed segments are truncated");
+}

@@ -233,9 +233,11 @@ pub fn open(cfg: &StorageConfig, data_path: &FsPath) -> Result<Arc<dyn ObjectSto
             std::fs::create_dir_all(&dir).map_err(|source| StorageError::CreateDir { dir: dir.clone(), source })?;
             Arc::new(LocalFileSystem::new_with_prefix(&dir)?)
         }
-        Backend::S3 => Arc::new(s3_builder(&cfg.s3)?.build().map_err(build_err(Backend::S3))?),
-        Backend::Gcs => Arc::new(gcs_builder(&cfg.gcs)?.build().map_err(build_err(Backend::Gcs))?),
-        Backend::Azure => Arc::new(azure_builder(&cfg.azure)?.build().map_err(build_err(Backend::Azure))?),
+        Backend::S3 => Arc::new(s3_builder(&cfg.s3)?.with_retry(retry()).build().map_err(build_err(Backend::S3))?),
+        Backend::Gcs => Arc::new(gcs_builder(&cfg.gcs)?.with_retry(retry()).build().map_err(build_err(Backend::Gcs))?),
+        Backend::Azure => {
+            Arc::new(azure_builder(&cfg.azure)?.with_retry(retry()).build().map_err(build_err(Backend::Azure))?)
+        }
     };
     Ok(match cfg.prefix_path()? {
         Some(prefix) => Arc::new(PrefixStore::new(store, prefix)),
@@ -264,6 +266,16 @@ fn is_aws_endpoint(endpoint: &str) -> bool {
     let host = endpoint.rsplit("://").next().unwrap_or(endpoint);
     let host = host.split(['/', ':']).next().unwrap_or(host);
     host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")
+}
+
+/// Retries of one request inside the client: few and short, because the flush retries whole
+/// uploads with its own backoff and keeps the data in the head and the WAL meanwhile.
+fn retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig::default(),
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(30),
+    }
 }
 
 fn s3_builder(cfg: &S3Config) -> Result<AmazonS3Builder, StorageError> {

@@ -36,17 +36,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode_normalize_append", |b| {
         b.iter(|| {
             round += 1;
-            let now = common::now_nanos();
-            for (i, (name, raw)) in inputs.iter().enumerate() {
-                let Ok(decoded) = pprof::decode(raw, usize::MAX) else { continue };
-                // A few services, as a real tenant has; the same symbols recur, as they do.
-                let labels = vec![
-                    ("__name__".to_string(), name.clone()),
-                    ("service_name".to_string(), format!("svc-{}", i % 8)),
-                    ("pod".to_string(), format!("pod-{}", round % 16)),
-                ];
-                let _ = std::hint::black_box(d.ingest_profile("bench", &labels, decoded.profile, raw.len(), None, now));
-            }
+            append_round(&d, &inputs, round);
         })
     });
     // With a WAL in front of the head: each variant has a head of its own that grows as the
@@ -92,8 +82,8 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// One round of the fixture profiles through a distributor, labelled as in
-/// `decode_normalize_append`.
+/// One round of the fixture profiles through a distributor: a few services, as a real tenant
+/// has, and the same symbols recurring, as they do.
 fn append_round(d: &Distributor, inputs: &[(String, Vec<u8>)], round: u64) {
     let now = common::now_nanos();
     for (i, (name, raw)) in inputs.iter().enumerate() {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
+use common::Rng;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use datafusion::object_store::ObjectStore;
 use datafusion::object_store::local::LocalFileSystem;
@@ -52,18 +53,6 @@ fn gzip_len(raw: &[u8]) -> u64 {
     e.finish().expect("gzip").len() as u64
 }
 
-/// A deterministic xorshift generator (same data every run).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Fills a head with `ROUNDS` copies of every fixture profile, one second apart. With `jitter`,
 /// every sample value of every copy is scaled by a pseudo-random factor in [0.5, 1.5), so copies
 /// differ the way successive profiles of a service do (the bytes counted are then those of the
@@ -83,7 +72,7 @@ fn fill(inputs: &[(String, Vec<u8>)], jitter: bool) -> Filled {
             p.profile.time_nanos = now - round * 1_000_000_000;
             let (raw_len, gz_len) = if jitter {
                 for v in p.profile.sample.iter_mut().flat_map(|s| s.value.iter_mut()) {
-                    let f = 512 + (rng.next() % 1024) as i64;
+                    let f = 512 + (rng.next_u64() % 1024) as i64;
                     *v = (*v * f / 1024).max(v.signum());
                 }
                 let encoded = p.profile.encode_to_vec();
@@ -226,7 +215,7 @@ impl Scan {
         let head = Arc::new(Head::new());
         let t0 = Instant::now();
         let open = rt
-            .block_on(open_block(store.as_ref(), TENANT, block.meta.clone(), |name, syms| {
+            .block_on(open_block(store.as_ref(), TENANT, block.meta.clone(), |(name, syms)| {
                 head.register_partition(name, syms)
             }))
             .expect("open block");

@@ -2,6 +2,9 @@
 //! tree, resolved to function names, cut to 16384 nodes and encoded as a flame graph, on one
 //! thread (Pyroscope: 3.6 s, grafana/pyroscope#3348).
 
+mod common;
+
+use common::Rng;
 use criterion::{Criterion, criterion_group, criterion_main};
 use flamedb_exec::flamegraph::resolve::resolve_into;
 use flamedb_exec::tree::FunctionTree;
@@ -13,22 +16,6 @@ const FUNCTIONS: u32 = 50_000;
 /// Each function appears at several addresses (call sites), as in native profiles, so distinct
 /// location paths merge into one function path.
 const LOCATIONS_PER_FUNCTION: u32 = 4;
-
-/// A deterministic xorshift generator (no dependency, same data every run).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Stacks generated depth-first, as profiles list them: each stack keeps a random prefix of the
 /// previous one and adds one to six new frames (3.5 on average), about 10M tree nodes in all.

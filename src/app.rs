@@ -73,16 +73,10 @@ async fn background(api: Api, cfg: Config) {
     let mut tick = tokio::time::interval(Duration::from_secs(1).min(max_age));
     loop {
         tick.tick().await;
-        let samples: usize = api
-            .distributor
-            .head()
-            .tenant_ids()
-            .iter()
-            .filter_map(|t| api.distributor.head().tenant(t))
-            .map(|h| h.stats().samples)
-            .sum();
         let head = api.distributor.head();
-        if head.tenant_ids().is_empty() && head.flushing().is_empty() {
+        let live = head.live();
+        let samples: usize = live.iter().map(|h| h.stats().samples).sum();
+        if live.is_empty() && head.flushing().is_empty() {
             // An empty head has no age: the block duration counts from its first profile.
             last_flush = Instant::now();
         } else if last_flush.elapsed() >= max_age || samples >= cfg.pyroscopedb.max_head_samples {

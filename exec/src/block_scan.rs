@@ -7,9 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, MapBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array, UInt64Builder,
-};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array, UInt64Builder};
 use arrow::compute::{filter_record_batch, take};
 use arrow::datatypes::{SchemaRef, TimestampNanosecondType, UInt32Type, UInt64Type};
 use arrow::record_batch::RecordBatchOptions;
@@ -33,13 +31,8 @@ use roaring::RoaringBitmap;
 
 use crate::dataset::bucket_url;
 use crate::filter::ScanFilter;
+use crate::scan::{LABELS_COL, SERIES_COL, TENANT_COL, TIME_COL, labels_map, series_mask};
 use crate::schema::HeadTable;
-
-/// Table columns shared by both tables (see `schema.rs`).
-const TENANT: usize = 0;
-const SERIES_ID: usize = 1;
-const LABELS: usize = 2;
-const TIME: usize = 3;
 
 /// The scan of one block for one table, or `None` when the block has nothing selected.
 pub fn block_scan(
@@ -249,11 +242,7 @@ impl RowMapper {
                 input_col[c] = Some(i);
             }
         }
-        let len = e.selected.max().map_or(0, |m| m as usize + 1);
-        let mut mask = vec![false; len];
-        for id in e.selected.iter() {
-            mask[id as usize] = true;
-        }
+        let mask = series_mask(&e.selected);
         Ok(Self {
             block: e.block.clone(),
             table: e.table,
@@ -313,10 +302,10 @@ impl RowMapper {
 
     fn common(&self, c: usize, rows: usize, series: &ArrayRef, time: &ArrayRef) -> Result<Option<ArrayRef>> {
         Ok(Some(match c {
-            TENANT => Arc::new(StringArray::from(vec![self.block.tenant.as_str(); rows])),
-            SERIES_ID => series.clone(),
-            LABELS => labels_column(&self.block, series)?,
-            TIME => time.clone(),
+            TENANT_COL => Arc::new(StringArray::from(vec![self.block.tenant.as_str(); rows])),
+            SERIES_COL => series.clone(),
+            LABELS_COL => labels_map(series, |s| self.block.index.get(s).map(|e| &*e.labels))?,
+            TIME_COL => time.clone(),
             _ => return Ok(None),
         }))
     }
@@ -393,20 +382,4 @@ impl RowMapper {
             })
         })
     }
-}
-
-/// The `labels` map of every row from the block's series index.
-fn labels_column(block: &OpenBlock, series: &ArrayRef) -> Result<ArrayRef> {
-    let series = series.as_primitive::<UInt32Type>();
-    let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-    for &s in series.values() {
-        if let Some(e) = block.index.get(s) {
-            for l in e.labels.iter() {
-                b.keys().append_value(&l.name);
-                b.values().append_value(&l.value);
-            }
-        }
-        b.append(true)?;
-    }
-    Ok(Arc::new(b.finish()))
 }

@@ -18,6 +18,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use flamedb_ingest::head::columns::Chunk;
 use flamedb_ingest::head::{Head, TenantHead};
+use flamedb_ingest::model::Labels;
 use futures::stream;
 use hashbrown::HashMap;
 use roaring::RoaringBitmap;
@@ -152,13 +153,18 @@ struct TenantScan {
 
 impl TenantScan {
     fn new(head: Arc<TenantHead>, selected: RoaringBitmap) -> Self {
-        let len = selected.max().map_or(0, |m| m as usize + 1);
-        let mut mask = vec![false; len];
-        for id in &selected {
-            mask[id as usize] = true;
-        }
+        let mask = series_mask(&selected);
         Self { head, selected, mask }
     }
+}
+
+/// `mask[series_id]`: whether the series is in `selected` (dense, for filtering rows).
+pub(crate) fn series_mask(selected: &RoaringBitmap) -> Vec<bool> {
+    let mut mask = vec![false; selected.max().map_or(0, |m| m as usize + 1)];
+    for id in selected {
+        mask[id as usize] = true;
+    }
+    mask
 }
 
 struct Work {
@@ -266,9 +272,11 @@ impl ExecutionPlan for HeadScanExec {
 
 /// The table column index of `tenant` and `labels`; every other table column `i` is column
 /// `i - 2` of the head's chunk batches (`series_id` is 1 -> 0, see `schema.rs`).
-const TENANT_COL: usize = 0;
-const SERIES_COL: usize = 1;
-const LABELS_COL: usize = 2;
+pub(crate) const TENANT_COL: usize = 0;
+pub(crate) const SERIES_COL: usize = 1;
+pub(crate) const LABELS_COL: usize = 2;
+/// `time`, the last column both tables share.
+pub(crate) const TIME_COL: usize = 3;
 
 fn scan_chunk(w: &Work, min: i64, max: i64, projection: &[usize], schema: &SchemaRef) -> Result<Option<RecordBatch>> {
     let batch = &w.chunk.batch;
@@ -306,14 +314,19 @@ fn scan_chunk(w: &Work, min: i64, max: i64, projection: &[usize], schema: &Schem
 
 /// The `labels` map of every row, from the series index (looked up once per distinct series).
 fn labels_column(t: &TenantHead, series: &ArrayRef) -> Result<ArrayRef> {
-    let series = series.as_primitive::<UInt32Type>();
-    let mut distinct: Vec<u32> = series.values().to_vec();
+    let mut distinct: Vec<u32> = series.as_primitive::<UInt32Type>().values().to_vec();
     distinct.sort_unstable();
     distinct.dedup();
     let labels: HashMap<u32, _> = t.series_labels_many(distinct).into_iter().collect();
+    labels_map(series, |s| labels.get(&s).map(|l| &**l))
+}
+
+/// A `labels` map column with `labels_of(series_id)` for each row (an empty map for an unknown
+/// series); shared by the head and block scans.
+pub(crate) fn labels_map<'a>(series: &ArrayRef, labels_of: impl Fn(u32) -> Option<&'a Labels>) -> Result<ArrayRef> {
     let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-    for s in series.values() {
-        if let Some(ls) = labels.get(s) {
+    for &s in series.as_primitive::<UInt32Type>().values() {
+        if let Some(ls) = labels_of(s) {
             for l in ls.iter() {
                 b.keys().append_value(&l.name);
                 b.values().append_value(&l.value);

@@ -10,7 +10,7 @@ use flamedb_proto::push::v1::PushRequest;
 
 use parking_lot::RwLock;
 
-use crate::head::{AppendStats, Head, TenantHead};
+use crate::head::{AppendStats, Head};
 use crate::normalize::normalize;
 use crate::pprof::{self, PprofDecodeError};
 use crate::validate::{Limits, ValidationError};
@@ -79,13 +79,6 @@ pub struct Distributor {
     cut_lock: Arc<RwLock<()>>,
 }
 
-/// A cut of the head: the generations to flush and the last WAL segment holding their data.
-#[derive(Debug)]
-pub struct Cut {
-    pub heads: Vec<Arc<TenantHead>>,
-    pub wal_segment: Option<u64>,
-}
-
 impl Distributor {
     pub fn new(head: Arc<Head>, limits: Arc<Limits>) -> Self {
         Self { head, limits, wal: None, cut_lock: Arc::default() }
@@ -101,14 +94,13 @@ impl Distributor {
         self.wal.as_ref()
     }
 
-    /// Cuts the head into generations to flush, atomically with a WAL rotation.
-    pub fn cut(&self) -> Result<Cut, WalError> {
+    /// Cuts the head into generations to flush (`Head::flushing`), atomically with a WAL
+    /// rotation; returns the last WAL segment holding their data.
+    pub fn cut(&self) -> Result<Option<u64>, WalError> {
         let _g = self.cut_lock.write();
-        let wal_segment = match &self.wal {
-            Some(w) => Some(w.rotate()?),
-            None => None,
-        };
-        Ok(Cut { heads: self.head.cut(), wal_segment })
+        let wal_segment = self.wal.as_ref().map(|w| w.rotate()).transpose()?;
+        self.head.cut();
+        Ok(wal_segment)
     }
 
     pub fn limits(&self) -> &Limits {

@@ -57,7 +57,6 @@ pub struct SeriesCell {
 /// Plans and runs queries against this process's head.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    head: Arc<Head>,
     dataset: Dataset,
     state: SessionState,
 }
@@ -75,11 +74,11 @@ impl Engine {
             let url = flamedb_exec::dataset::bucket_url();
             state.runtime_env().register_object_store(url.as_ref(), store.clone());
         }
-        Self { head: dataset.head.clone(), dataset, state }
+        Self { dataset, state }
     }
 
     pub fn head(&self) -> &Arc<Head> {
-        &self.head
+        &self.dataset.head
     }
 
     pub fn dataset(&self) -> &Dataset {
@@ -97,7 +96,7 @@ impl Engine {
 
     /// The logical plan of a flame-graph select (`max_nodes` 0 = no cut).
     pub fn flamegraph_plan(&self, sel: &Selection, max_nodes: usize) -> Result<LogicalPlan> {
-        let udaf = FlameGraphUdaf::udaf(self.head.clone());
+        let udaf = FlameGraphUdaf::udaf(self.dataset.head.clone());
         let agg = udaf.call(vec![col(c::PARTITION), col(c::STACKTRACE_ID), col(c::VALUE), lit(max_nodes as i64)]);
         let predicate = conjunction(sel.filter_exprs()).ok_or_else(|| QueryError::internal("empty filter"))?;
         Ok(self

@@ -26,14 +26,12 @@ pub async fn ready() -> Response {
 pub async fn metrics(State(api): State<Api>) -> Response {
     let head = api.distributor.head();
     let (mut series, mut profiles, mut samples) = (0i64, 0i64, 0i64);
-    let tenants = head.tenant_ids();
-    for t in &tenants {
-        if let Some(h) = head.tenant(t) {
-            let s = h.stats();
-            series += s.series as i64;
-            profiles += s.profiles as i64;
-            samples += s.samples as i64;
-        }
+    let tenants = head.live();
+    for h in &tenants {
+        let s = h.stats();
+        series += s.series as i64;
+        profiles += s.profiles as i64;
+        samples += s.samples as i64;
     }
     let m = &api.metrics;
     m.head_series.set(series);
@@ -41,8 +39,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     m.head_samples.set(samples);
     m.head_tenants.set(tenants.len() as i64);
     if let Some(f) = &api.flusher {
-        let loaded: usize = f.blocks.tenant_ids().iter().map(|t| f.blocks.blocks(t).len()).sum();
-        m.blocks_loaded.set(loaded as i64);
+        m.blocks_loaded.set(f.blocks.len() as i64);
     }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode()).into_response()
 }

@@ -46,16 +46,12 @@ impl BlockSet {
         self.tenants.read().get(tenant).cloned().unwrap_or_default()
     }
 
-    /// The tenant's blocks that may hold profiles in `[min, max]` (ns).
-    pub fn overlapping(&self, tenant: &str, min: i64, max: i64) -> Vec<Arc<OpenBlock>> {
-        self.tenants
-            .read()
-            .get(tenant)
-            .map(|l| l.iter().filter(|b| b.meta.overlaps_nanos(min, max)).cloned().collect())
-            .unwrap_or_default()
+    /// Blocks of every tenant.
+    pub fn len(&self) -> usize {
+        self.tenants.read().values().map(Vec::len).sum()
     }
 
-    pub fn tenant_ids(&self) -> Vec<String> {
-        self.tenants.read().iter().filter(|(_, l)| !l.is_empty()).map(|(k, _)| k.clone()).collect()
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

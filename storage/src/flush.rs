@@ -72,7 +72,7 @@ impl Flusher {
     /// earlier round could not upload).
     pub async fn flush(&self) -> Result<FlushReport, FlushError> {
         let _round = self.round.lock().await;
-        let cut = self.distributor.cut()?;
+        let cut_segment = self.distributor.cut()?;
         let mut report = FlushReport::default();
         let pending = self.head().flushing();
         for generation in &pending {
@@ -84,7 +84,7 @@ impl Flusher {
                 }
             }
         }
-        if let (Some(wal), Some(segment)) = (self.distributor.wal(), cut.wal_segment) {
+        if let (Some(wal), Some(segment)) = (self.distributor.wal(), cut_segment) {
             let left = self.head().flushing();
             // Tenants flushed by an earlier, incomplete round are marked again: a new cut starts
             // a new list in the checkpoint.
@@ -189,12 +189,6 @@ fn open_built(tenant: &str, built: &BuiltBlock) -> Result<crate::block::OpenBloc
         tenant,
         built.meta.clone(),
         |name| built.files.iter().find(|(n, _)| n == name).map(|(_, b)| b.clone()),
-        Some(built.partitions.clone()),
-        |_, _| unreachable_partition(),
+        built.partitions.clone(),
     )
-}
-
-/// `open_from_files` registers nothing when it is given the partitions.
-fn unreachable_partition() -> Arc<flamedb_ingest::head::symbols::SymbolPartition> {
-    Arc::new(flamedb_ingest::head::symbols::SymbolPartition::new(0, String::new()))
 }

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use flamedb_ingest::head::Head;
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::file::metadata::ParquetMetaDataReader;
+use object_store::ObjectStore;
 
 use crate::BlockSet;
 use crate::block::{BlockError, open_block};
@@ -58,8 +56,7 @@ pub async fn load_blocks(
     Ok(report)
 }
 
-/// Opens a block and reads the footer of its `profiles.parquet`, so a damaged file is caught
-/// here rather than failing queries later.
+/// Opens a block, registering its symbols in `head` (and forgetting them if it fails).
 async fn open_checked(
     store: &Arc<dyn ObjectStore>,
     head: &Arc<Head>,
@@ -67,42 +64,14 @@ async fn open_checked(
     meta: crate::block::BlockMeta,
 ) -> Result<crate::block::OpenBlock, BlockError> {
     let mut registered = Vec::new();
-    let opened = open_block(store.as_ref(), tenant, meta, |name, symbols| {
+    let opened = open_block(store.as_ref(), tenant, meta, |(name, symbols)| {
         let p = head.register_partition(name, symbols);
         registered.push(p.key);
         p
     })
     .await;
-    let checked = match opened {
-        Ok(b) => match check_footer(store.as_ref(), &b).await {
-            Ok(()) => Ok(b),
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
-    if checked.is_err() {
+    if opened.is_err() {
         head.unregister_partitions(registered);
     }
-    checked
-}
-
-/// Reads and decodes the Parquet footer of the block's `profiles.parquet`.
-async fn check_footer(store: &dyn ObjectStore, b: &crate::block::OpenBlock) -> Result<(), BlockError> {
-    let corrupt = |reason: String| BlockError::Corrupt { block: b.meta.ulid.clone(), reason };
-    let path = Path::from(b.profiles_path.clone());
-    let size = b.profiles_size;
-    if size < 12 {
-        return Err(corrupt(format!("profiles.parquet is {size} bytes")));
-    }
-    let tail = store.get_range(&path, size - 8..size).await?;
-    if &tail[4..8] != b"PAR1" {
-        return Err(corrupt("profiles.parquet has no Parquet footer".into()));
-    }
-    let len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
-    if len + 12 > size {
-        return Err(corrupt(format!("profiles.parquet footer of {len} bytes in a {size}-byte file")));
-    }
-    let footer = store.get_range(&path, size - 8 - len..size - 8).await?;
-    ParquetMetaDataReader::decode_metadata(&footer)?;
-    Ok(())
+    opened
 }

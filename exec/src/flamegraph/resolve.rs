@@ -30,9 +30,9 @@ const INLINED: u32 = u32::MAX - 1;
 /// Adds the stacks of `values` (stack-trace id -> value) into `tree`.
 pub fn resolve_into(tree: &mut FunctionTree, symbols: &Symbols, values: &HashMap<u32, i64>) {
     let n = symbols.tree.len();
-    // Dense sweeps when a large share of the tree is touched: one reverse pass marks what is
-    // needed, one forward pass (parents come first) resolves each needed node once; both walk
-    // the arrays in order. Otherwise walk up from each leaf with a memo.
+    // When a large share of the tree is touched, build the function tree from the needed part of
+    // the stack-trace tree in sequential passes (`quotient`); otherwise walk up from each leaf
+    // with a memo.
     if values.len().saturating_mul(8) >= n {
         let mut r = Resolver::new(symbols, true);
         if tree.is_empty() {
@@ -174,10 +174,6 @@ impl<'a> Resolver<'a> {
         let parents = self.symbols.tree.parents();
         let locations = self.symbols.tree.locations();
         let n = parents.len();
-        // Every location's frames up front, so the passes below read a plain slice.
-        for loc in 0..self.symbols.locations.len() as u32 {
-            self.frames(tree, loc);
-        }
         let mut value = vec![0i64; n];
         let mut needed = vec![false; n];
         for (&id, &v) in values {

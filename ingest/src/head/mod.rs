@@ -31,7 +31,6 @@ pub struct Head {
     flushing: RwLock<Vec<Arc<TenantHead>>>,
     partitions: RwLock<HashMap<u64, Arc<SymbolPartition>>>,
     next_partition: AtomicU64,
-    next_generation: AtomicU64,
 }
 
 /// What an append added.
@@ -52,22 +51,19 @@ impl Head {
         if let Some(t) = self.tenants.read().get(tenant) {
             return t.clone();
         }
-        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        self.tenants
-            .write()
-            .entry_ref(tenant)
-            .or_insert_with(|| Arc::new(TenantHead::new(tenant.to_string(), generation)))
-            .clone()
+        self.tenants.write().entry_ref(tenant).or_insert_with(|| Arc::new(TenantHead::new(tenant.to_string()))).clone()
     }
 
-    /// Moves every live tenant head into the flushing set and returns them; writes after this
+    /// Moves every live tenant head into the flushing set (see `flushing`); writes after this
     /// go to fresh heads. The caller must make this atomic with the WAL rotation.
-    pub fn cut(&self) -> Vec<Arc<TenantHead>> {
+    pub fn cut(&self) {
         let mut live = self.tenants.write();
-        let mut flushing = self.flushing.write();
-        let cut: Vec<Arc<TenantHead>> = live.drain().map(|(_, t)| t).collect();
-        flushing.extend(cut.iter().cloned());
-        cut
+        self.flushing.write().extend(live.drain().map(|(_, t)| t));
+    }
+
+    /// The live (not yet cut) head of every tenant.
+    pub fn live(&self) -> Vec<Arc<TenantHead>> {
+        self.tenants.read().values().cloned().collect()
     }
 
     /// Every head generation of a tenant (live first, then flushing), read under the lock that
@@ -92,10 +88,11 @@ impl Head {
         flushing.retain(|t| !Arc::ptr_eq(t, generation));
     }
 
-    /// Registers symbols read from storage under a fresh process-wide partition key.
+    /// Registers a symbols partition (a new one of the head, or one read from storage) under a
+    /// fresh process-wide key.
     pub fn register_partition(&self, name: String, symbols: Symbols) -> Arc<SymbolPartition> {
         let key = self.next_partition.fetch_add(1, Ordering::Relaxed) + 1;
-        let part = Arc::new(SymbolPartition::with_symbols(key, name, symbols));
+        let part = Arc::new(SymbolPartition::new(key, name, symbols));
         self.partitions.write().insert(key, part.clone());
         part
     }
@@ -113,13 +110,6 @@ impl Head {
         self.tenants.read().get(tenant).cloned()
     }
 
-    /// Tenants with data, sorted.
-    pub fn tenant_ids(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.tenants.read().keys().cloned().collect();
-        v.sort_unstable();
-        v
-    }
-
     /// The partition a sample row's `partition` key names.
     pub fn partition(&self, key: u64) -> Option<Arc<SymbolPartition>> {
         self.partitions.read().get(&key).cloned()
@@ -128,12 +118,8 @@ impl Head {
     /// Stores a normalized profile for a tenant.
     pub fn append(&self, tenant: &str, p: &NormalizedProfile) -> AppendStats {
         let t = self.tenant_or_create(tenant);
-        let partition = t.partition_or_create(&p.partition, || {
-            let key = self.next_partition.fetch_add(1, Ordering::Relaxed) + 1;
-            let part = Arc::new(SymbolPartition::new(key, p.partition.clone()));
-            self.partitions.write().insert(key, part.clone());
-            part
-        });
+        let partition =
+            t.partition_or_create(&p.partition, || self.register_partition(p.partition.clone(), Symbols::default()));
         let stack_ids = {
             let mut symbols = partition.symbols.write();
             insert_stacks(&mut symbols, p)
@@ -216,8 +202,6 @@ fn insert_stacks(sym: &mut Symbols, p: &NormalizedProfile) -> Vec<u32> {
 #[derive(Debug)]
 pub struct TenantHead {
     pub id: String,
-    /// Process-unique id of this head generation.
-    pub generation: u64,
     data: RwLock<TenantData>,
     partitions: RwLock<HashMap<String, Arc<SymbolPartition>>>,
 }
@@ -242,8 +226,8 @@ pub struct TenantStats {
 }
 
 impl TenantHead {
-    fn new(id: String, generation: u64) -> Self {
-        Self { id, generation, data: RwLock::default(), partitions: RwLock::default() }
+    fn new(id: String) -> Self {
+        Self { id, data: RwLock::default(), partitions: RwLock::default() }
     }
 
     fn partition_or_create(&self, name: &str, create: impl FnOnce() -> Arc<SymbolPartition>) -> Arc<SymbolPartition> {

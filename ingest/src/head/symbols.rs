@@ -29,8 +29,13 @@ impl StringTable {
         if let Some(&id) = self.index.find(hash, |&id| &*strings[id as usize] == s) {
             return id;
         }
+        self.push(s.into(), hash)
+    }
+
+    /// Appends `s` (known to be absent) under the next id.
+    fn push(&mut self, s: Box<str>, hash: u64) -> u32 {
         let id = self.strings.len() as u32;
-        self.strings.push(s.into());
+        self.strings.push(s);
         let hasher = &self.hasher;
         let strings = &self.strings;
         self.index.insert_unique(hash, id, |&id| hasher.hash_one(&*strings[id as usize]));
@@ -47,11 +52,7 @@ impl StringTable {
         let mut t = Self::default();
         for s in strings {
             let hash = t.hasher.hash_one(&*s);
-            let id = t.strings.len() as u32;
-            t.strings.push(s);
-            let hasher = &t.hasher;
-            let strings = &t.strings;
-            t.index.insert_unique(hash, id, |&id| hasher.hash_one(&*strings[id as usize]));
+            t.push(s, hash);
         }
         t
     }
@@ -139,13 +140,13 @@ impl StackTree {
         node
     }
 
-    /// Parent of every node, indexed by node id (the root's parent is itself).
     /// A read-only tree read back from storage: node `i` has `parent[i]` and `location[i]`, node
     /// 0 is the root. It has no edge index, so it must not be inserted into.
     pub fn from_parts(parent: Vec<u32>, location: Vec<u32>) -> Self {
         Self { parent, location, edges: HashMap::new() }
     }
 
+    /// Parent of every node, indexed by node id (the root's parent is itself).
     pub fn parents(&self) -> &[u32] {
         &self.parent
     }
@@ -293,11 +294,7 @@ pub struct SymbolPartition {
 }
 
 impl SymbolPartition {
-    pub fn new(key: u64, name: String) -> Self {
-        Self { key, name, symbols: RwLock::new(Symbols::default()) }
-    }
-
-    pub fn with_symbols(key: u64, name: String, symbols: Symbols) -> Self {
+    pub fn new(key: u64, name: String, symbols: Symbols) -> Self {
         Self { key, name, symbols: RwLock::new(symbols) }
     }
 }

@@ -14,6 +14,7 @@ use hashbrown::HashMap;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::ParquetMetaDataReader;
 
 use super::meta::BlockMeta;
 use super::schema::{files, index_file_schema};
@@ -76,14 +77,13 @@ fn read_index(bytes: Bytes, block: &str) -> Result<SeriesIndex, BlockError> {
     Ok(index)
 }
 
-/// Opens a block from its files, with symbols either already in memory (`partitions`, the
-/// flushing process) or read from the files and registered through `register`.
+/// Opens a block from its files with its symbols already in memory as `partitions` (block-local
+/// partition order): the flushing process passes the head's, `open_block` those it read.
 pub fn open_from_files(
     tenant: &str,
     meta: BlockMeta,
     mut file: impl FnMut(&str) -> Option<Bytes>,
-    partitions: Option<Vec<Arc<SymbolPartition>>>,
-    mut register: impl FnMut(String, Symbols) -> Arc<SymbolPartition>,
+    partitions: Vec<Arc<SymbolPartition>>,
 ) -> Result<OpenBlock, BlockError> {
     let block = meta.ulid.clone();
     let index_bytes = file(files::INDEX)
@@ -95,10 +95,6 @@ pub fn open_from_files(
             reason: format!("index holds {} series, meta.json says {}", index.len(), meta.stats.num_series),
         });
     }
-    let partitions = match partitions {
-        Some(p) => p,
-        None => read_symbols(&block, &mut file)?.into_iter().map(|(name, s)| register(name, s)).collect(),
-    };
     let profiles_size =
         meta.files.iter().find(|f| f.rel_path == files::PROFILES).map(|f| f.size_bytes).ok_or_else(|| {
             BlockError::Corrupt { block: block.clone(), reason: "meta.json lists no profiles.parquet".into() }
@@ -113,28 +109,25 @@ pub fn open_from_files(
     })
 }
 
-/// Opens a block stored in the bucket: downloads its index and symbols (not the profiles) and
-/// checks that `profiles.parquet` has the size meta.json records.
+/// Opens a block stored in the bucket: downloads its index and symbols (not the profiles),
+/// registers the symbols through `register`, and reads the Parquet footer of
+/// `profiles.parquet` at the size meta.json records, so a damaged or half-written file is caught
+/// here rather than by a query.
 pub async fn open_block(
     store: &dyn ObjectStore,
     tenant: &str,
     meta: BlockMeta,
-    register: impl FnMut(String, Symbols) -> Arc<SymbolPartition>,
+    register: impl FnMut((String, Symbols)) -> Arc<SymbolPartition>,
 ) -> Result<OpenBlock, BlockError> {
     let dir = block_dir(tenant, &meta.ulid);
     let mut fetched: HashMap<String, Bytes> = HashMap::new();
     for f in &meta.files {
+        let path = Path::from(format!("{dir}/{}", f.rel_path));
         if f.rel_path == files::PROFILES {
-            let head = store.head(&Path::from(format!("{dir}/{}", f.rel_path))).await?;
-            if head.size != f.size_bytes {
-                return Err(BlockError::Corrupt {
-                    block: meta.ulid.clone(),
-                    reason: format!("profiles.parquet has {} bytes, meta.json says {}", head.size, f.size_bytes),
-                });
-            }
+            check_footer(store, &path, f.size_bytes, &meta.ulid).await?;
             continue;
         }
-        let bytes = store.get(&Path::from(format!("{dir}/{}", f.rel_path))).await?.bytes().await?;
+        let bytes = store.get(&path).await?.bytes().await?;
         if bytes.len() as u64 != f.size_bytes {
             return Err(BlockError::Corrupt {
                 block: meta.ulid.clone(),
@@ -143,5 +136,25 @@ pub async fn open_block(
         }
         fetched.insert(f.rel_path.clone(), bytes);
     }
-    open_from_files(tenant, meta, |name| fetched.get(name).cloned(), None, register)
+    let partitions = read_symbols(&meta.ulid, |name| fetched.get(name).cloned())?.into_iter().map(register).collect();
+    open_from_files(tenant, meta, |name| fetched.get(name).cloned(), partitions)
+}
+
+/// Reads and decodes the Parquet footer of a `size`-byte file (a shorter file fails the read).
+async fn check_footer(store: &dyn ObjectStore, path: &Path, size: u64, block: &str) -> Result<(), BlockError> {
+    let corrupt = |reason: String| BlockError::Corrupt { block: block.to_string(), reason };
+    if size < 12 {
+        return Err(corrupt(format!("profiles.parquet is {size} bytes")));
+    }
+    let tail = store.get_range(path, size - 8..size).await?;
+    if tail.len() != 8 || &tail[4..8] != b"PAR1" {
+        return Err(corrupt("profiles.parquet has no Parquet footer".into()));
+    }
+    let len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if len + 12 > size {
+        return Err(corrupt(format!("profiles.parquet footer of {len} bytes in a {size}-byte file")));
+    }
+    let footer = store.get_range(path, size - 8 - len..size - 8).await?;
+    ParquetMetaDataReader::decode_metadata(&footer)?;
+    Ok(())
 }

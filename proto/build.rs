@@ -12,6 +12,10 @@ const FILES: &[&str] = &[
     "proto/querier/v1/querier.proto",
     "proto/flamedb/v1/plan.proto",
     "proto/flamedb/v1/wal.proto",
+    "proto/opentelemetry/proto/common/v1/common.proto",
+    "proto/opentelemetry/proto/resource/v1/resource.proto",
+    "proto/opentelemetry/proto/profiles/v1development/profiles.proto",
+    "proto/opentelemetry/proto/collector/profiles/v1development/profiles_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ".types.v1",
         ".push.v1",
         ".querier.v1",
+        ".opentelemetry.proto",
     ])?;
     Ok(())
 }

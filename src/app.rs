@@ -9,13 +9,14 @@ use anyhow::{Context, Result};
 use flamedb_exec::Dataset;
 use flamedb_ingest::distributor::Distributor;
 use flamedb_ingest::head::Head;
+use flamedb_ingest::overrides::{Overrides, Resolved};
 use flamedb_ingest::wal::{Wal, WalOptions};
 use flamedb_planner::{Engine, Querier};
 use flamedb_storage::BlockSet;
 use flamedb_storage::flush::Flusher;
 use flamedb_storage::load::load_blocks;
 
-use crate::config::Config;
+use crate::config::{Config, load_runtime_config};
 use crate::metrics::Metrics;
 use crate::server::{self, services::Api};
 
@@ -23,6 +24,13 @@ use crate::server::{self, services::Api};
 /// request handlers over them.
 pub async fn build(cfg: &Config) -> Result<Api> {
     let data = &cfg.pyroscopedb.data_path;
+    // First, so a broken runtime file stops the start before anything is opened.
+    let overrides = Arc::new(Overrides::new(Arc::new(cfg.limits.ingest.clone())));
+    if let Some(path) = &cfg.runtime_config.file {
+        let resolved = load_runtime_config(path, overrides.defaults())
+            .with_context(|| format!("loading the runtime configuration (-runtime-config.file={})", path.display()))?;
+        apply_overrides(&overrides, resolved);
+    }
     let metrics = Arc::new(Metrics::new());
     let store = flamedb_storage::open(&cfg.storage, data).context("opening the block storage")?;
     tracing::info!(bucket = %cfg.storage.location(data), "block storage ready");
@@ -33,7 +41,8 @@ pub async fn build(cfg: &Config) -> Result<Api> {
     tracing::info!(tenants = loaded.tenants, blocks = loaded.blocks, skipped = loaded.skipped.len(), "blocks loaded");
 
     let wal_dir = data.join("wal");
-    let distributor = Distributor::new(head.clone(), Arc::new(cfg.limits.ingest.clone()));
+    let distributor =
+        Distributor::new(head.clone(), overrides.defaults().clone()).with_tenant_limits(overrides.clone());
     let started = Instant::now();
     let replay = Wal::replay(&wal_dir, |_, tenant, p| {
         distributor.head().append(&tenant, &p);
@@ -60,6 +69,57 @@ pub async fn build(cfg: &Config) -> Result<Api> {
         metrics,
         flusher: Some(flusher),
     })
+}
+
+/// Puts resolved overrides in force, logging keys that name no ingest limit.
+fn apply_overrides(overrides: &Overrides, resolved: Resolved) {
+    for (tenant, key) in &resolved.ignored {
+        tracing::warn!(%tenant, limit = %key, "runtime config: not a per-tenant ingest limit, ignored");
+    }
+    let tenants = resolved.tenants.len();
+    overrides.replace(resolved.tenants);
+    tracing::info!(tenants, "runtime config: tenant overrides applied");
+}
+
+/// Re-reads the runtime configuration file every `period`; a change takes effect at once, a
+/// broken file is logged and the last good overrides stay.
+async fn reload_runtime_config(api: Api, cfg: Config) {
+    let Some(path) = cfg.runtime_config.file.clone() else { return };
+    let overrides = api.distributor.overrides().clone();
+    // Compared with what each reload reads; `None` re-applies the file once (harmless) so a
+    // change made while the process started is not missed.
+    let mut last: Option<String> = None;
+    let mut tick = tokio::time::interval(cfg.runtime_config.period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate: the file was just loaded
+    loop {
+        tick.tick().await;
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) => {
+                let path = path.display();
+                tracing::warn!(%path, error = %e, "runtime config: reload failed, keeping the last good overrides");
+                continue;
+            }
+        };
+        if last.as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        let parsed = crate::config::parse_runtime_config(&text)
+            .and_then(|entries| Ok(flamedb_ingest::overrides::resolve(overrides.defaults(), &entries)?));
+        match parsed {
+            Ok(resolved) => {
+                apply_overrides(&overrides, resolved);
+                last = Some(text);
+            }
+            Err(e) => {
+                let (path, error) = (path.display(), format!("{e:#}"));
+                tracing::error!(%path, %error, "runtime config: invalid file, keeping the last good overrides");
+                // Remember it so the same broken content is reported once, not every period.
+                last = Some(text);
+            }
+        }
+    }
 }
 
 /// Flushes the head when it is older than the block duration or larger than the sample limit,
@@ -145,8 +205,10 @@ pub async fn run(cfg: Config) -> Result<()> {
         "starting flamedb"
     );
     let bg = tokio::spawn(background(api.clone(), cfg.clone()));
+    let reload = tokio::spawn(reload_runtime_config(api.clone(), cfg.clone()));
     server::serve(server::router(api.clone()), listener, shutdown_signal()).await?;
     bg.abort();
+    reload.abort();
     if let Some(f) = &api.flusher {
         tracing::info!("flushing the head before exit");
         flush(&api, f).await;

@@ -1,6 +1,7 @@
 //! Configuration: defaults, then the YAML file (`-config.file`), then flags, as Pyroscope does.
 //! Flags are written Go-style with one dash (`-server.http-listen-port=4040`); two dashes work too.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -78,6 +79,35 @@ pub struct Flags {
     #[arg(long = "log.format", value_name = "FORMAT")]
     pub log_format: Option<String>,
 
+    /// Per-tenant ingestion rate in MiB/s of decompressed profile and label bytes (default 4).
+    #[arg(long = "distributor.ingestion-rate-limit-mb", value_name = "MB")]
+    pub ingestion_rate_mb: Option<f64>,
+
+    /// Per-tenant burst in MiB: the largest push ever accepted (default 2).
+    #[arg(long = "distributor.ingestion-burst-size-mb", value_name = "MB")]
+    pub ingestion_burst_size_mb: Option<f64>,
+
+    /// Body size limit of /ingest and Push in MiB (default 256).
+    #[arg(long = "distributor.ingestion-body-limit-mb", value_name = "MB")]
+    pub ingestion_body_limit_mb: Option<f64>,
+
+    /// Series a tenant's head may hold; profiles creating more are refused (default 5000; 0 disables).
+    #[arg(
+        long = "ingester.max-global-series-per-tenant",
+        alias = "ingester.max-global-series-per-user",
+        value_name = "N"
+    )]
+    pub max_global_series_per_tenant: Option<usize>,
+
+    /// YAML file of per-tenant limit overrides (`overrides: {<tenant>: {<limit>: value}}`),
+    /// reloaded while running.
+    #[arg(long = "runtime-config.file", value_name = "PATH")]
+    pub runtime_config_file: Option<PathBuf>,
+
+    /// How often the runtime configuration file is re-read (default 10s).
+    #[arg(long = "runtime-config.reload-period", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub runtime_config_reload_period: Option<std::time::Duration>,
+
     /// Maximum uncompressed size of one profile in bytes (default 4194304).
     #[arg(long = "validation.max-profile-size-bytes", value_name = "BYTES")]
     pub max_profile_size_bytes: Option<usize>,
@@ -89,6 +119,14 @@ pub struct Flags {
     /// Maximum label names per series (default 30).
     #[arg(long = "validation.max-label-names-per-series", value_name = "N")]
     pub max_label_names_per_series: Option<usize>,
+
+    /// Maximum length of a label name in bytes (default 1024).
+    #[arg(long = "validation.max-length-label-name", value_name = "N")]
+    pub max_label_name_length: Option<usize>,
+
+    /// Maximum length of a label value in bytes (default 2048).
+    #[arg(long = "validation.max-length-label-value", value_name = "N")]
+    pub max_label_value_length: Option<usize>,
 
     /// Refuse profiles older than this (default 1h; 0 disables).
     #[arg(long = "validation.reject-older-than", value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -190,6 +228,22 @@ pub struct LimitsConfig {
     pub query: QueryLimits,
 }
 
+/// The runtime configuration file (dskit's `runtime_config` block): per-tenant overrides that
+/// are re-read while the process runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RuntimeConfig {
+    pub file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub period: std::time::Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { file: None, period: std::time::Duration::from_secs(10) }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -201,6 +255,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub storage: flamedb_storage::StorageConfig,
     pub compactor: CompactorConfig,
+    pub runtime_config: RuntimeConfig,
 }
 
 impl Default for Config {
@@ -213,6 +268,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             storage: flamedb_storage::StorageConfig::default(),
             compactor: CompactorConfig::default(),
+            runtime_config: RuntimeConfig::default(),
         }
     }
 }
@@ -272,7 +328,31 @@ impl Config {
         if let Some(v) = &f.log_format {
             self.server.log_format = v.clone();
         }
+        if let Some(v) = &f.runtime_config_file {
+            self.runtime_config.file = Some(v.clone());
+        }
+        if let Some(v) = f.runtime_config_reload_period {
+            self.runtime_config.period = v;
+        }
         let l = &mut self.limits;
+        if let Some(v) = f.ingestion_rate_mb {
+            l.ingest.ingestion_rate_mb = v;
+        }
+        if let Some(v) = f.ingestion_burst_size_mb {
+            l.ingest.ingestion_burst_size_mb = v;
+        }
+        if let Some(v) = f.ingestion_body_limit_mb {
+            l.ingest.ingestion_body_limit_mb = v;
+        }
+        if let Some(v) = f.max_global_series_per_tenant {
+            l.ingest.max_global_series_per_tenant = v;
+        }
+        if let Some(v) = f.max_label_name_length {
+            l.ingest.max_label_name_length = v;
+        }
+        if let Some(v) = f.max_label_value_length {
+            l.ingest.max_label_value_length = v;
+        }
         if let Some(v) = f.max_profile_size_bytes {
             l.ingest.max_profile_size_bytes = v;
         }
@@ -318,6 +398,19 @@ impl Config {
         if !matches!(self.server.log_format.as_str(), "logfmt" | "json") {
             bail!("log format must be logfmt or json, got {:?}", self.server.log_format);
         }
+        let l = &self.limits.ingest;
+        for (name, v) in [
+            ("ingestion_rate_mb", l.ingestion_rate_mb),
+            ("ingestion_burst_size_mb", l.ingestion_burst_size_mb),
+            ("ingestion_body_limit_mb", l.ingestion_body_limit_mb),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                bail!("limit {name} must be a non-negative number, got {v}");
+            }
+        }
+        if self.runtime_config.file.is_some() && self.runtime_config.period.is_zero() {
+            bail!("-runtime-config.reload-period must be positive");
+        }
         Ok(())
     }
 
@@ -325,6 +418,45 @@ impl Config {
     pub fn targets(&self) -> Vec<String> {
         self.target.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
     }
+}
+
+/// The per-tenant entries of a runtime configuration file (Pyroscope's layout:
+/// `overrides: { <tenant>: { <limit>: value, ... } }`; other top-level keys are ignored). An empty
+/// file has no overrides. Tenant ids YAML reads as numbers (`123:`) are taken as written.
+pub fn parse_runtime_config(text: &str) -> Result<BTreeMap<String, serde_json::Value>> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).context("invalid YAML")?;
+    let overrides = match &doc {
+        serde_yaml_ng::Value::Null => return Ok(BTreeMap::new()),
+        serde_yaml_ng::Value::Mapping(m) => match m.get("overrides") {
+            None | Some(serde_yaml_ng::Value::Null) => return Ok(BTreeMap::new()),
+            Some(serde_yaml_ng::Value::Mapping(o)) => o,
+            Some(_) => bail!("`overrides` must be a mapping of tenant ids to limits"),
+        },
+        _ => bail!("the runtime configuration must be a YAML mapping"),
+    };
+    let mut out = BTreeMap::new();
+    for (k, v) in overrides {
+        let tenant = match k {
+            serde_yaml_ng::Value::String(s) => s.clone(),
+            serde_yaml_ng::Value::Number(n) => n.to_string(),
+            serde_yaml_ng::Value::Bool(b) => b.to_string(),
+            other => bail!("tenant id {other:?} in `overrides` is not a string"),
+        };
+        let value: serde_json::Value = serde_yaml_ng::from_value(v.clone())
+            .with_context(|| format!("the overrides of tenant {tenant:?} cannot be read"))?;
+        out.insert(tenant, value);
+    }
+    Ok(out)
+}
+
+/// Reads and resolves the runtime configuration file against the default limits.
+pub fn load_runtime_config(path: &Path, defaults: &Limits) -> Result<flamedb_ingest::overrides::Resolved> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let entries = parse_runtime_config(&text).with_context(|| format!("parsing {}", path.display()))?;
+    flamedb_ingest::overrides::resolve(defaults, &entries).with_context(|| format!("applying {}", path.display()))
 }
 
 /// `${VAR}` and `${VAR:default}` from the environment; unknown variables without a default become
@@ -398,6 +530,64 @@ mod tests {
         let c =
             Config::load(&flags(&["-config.file", p, "-config.expand-env", "-server.http-listen-port=6060"])).unwrap();
         assert_eq!(c.server.http_listen_port, 6060, "flags win over the file");
+    }
+
+    #[test]
+    fn limit_flags_and_runtime_config_flags() {
+        let c = Config::load(&flags(&[])).unwrap();
+        assert_eq!(c.limits.ingest.ingestion_rate_mb, 4.0);
+        assert_eq!(c.limits.ingest.ingestion_burst_size_mb, 2.0);
+        assert_eq!(c.limits.ingest.max_global_series_per_tenant, 5000);
+        assert_eq!(c.runtime_config.period, Duration::from_secs(10));
+        assert!(c.runtime_config.file.is_none());
+        let c = Config::load(&flags(&[
+            "-distributor.ingestion-rate-limit-mb=64",
+            "-distributor.ingestion-burst-size-mb=32.5",
+            "-ingester.max-global-series-per-user=7",
+            "-runtime-config.file=/tmp/x.yaml",
+            "-runtime-config.reload-period=250ms",
+            "-validation.max-length-label-value=99",
+        ]))
+        .unwrap();
+        assert_eq!(c.limits.ingest.ingestion_rate_mb, 64.0);
+        assert_eq!(c.limits.ingest.ingestion_burst_size_mb, 32.5);
+        assert_eq!(c.limits.ingest.max_global_series_per_tenant, 7);
+        assert_eq!(c.limits.ingest.max_label_value_length, 99);
+        assert_eq!(c.runtime_config.file, Some(PathBuf::from("/tmp/x.yaml")));
+        assert_eq!(c.runtime_config.period, Duration::from_millis(250));
+        let c = Config::load(&flags(&["-ingester.max-global-series-per-tenant=9"])).unwrap();
+        assert_eq!(c.limits.ingest.max_global_series_per_tenant, 9);
+        let e = Config::load(&flags(&["-distributor.ingestion-rate-limit-mb=-1"])).unwrap_err().to_string();
+        assert!(e.contains("ingestion_rate_mb"), "{e}");
+    }
+
+    #[test]
+    fn runtime_config_parsing_and_fallback() {
+        let text = "overrides:\n  team-a:\n    ingestion_rate_mb: 1\n    max_label_names_per_series: 10\n  \
+                    123:\n    reject_older_than: 30m\n  empty:\nmulti_kv_config: {}\n";
+        let entries = parse_runtime_config(text).unwrap();
+        assert_eq!(entries.keys().collect::<Vec<_>>(), ["123", "empty", "team-a"]);
+        let defaults = Limits { max_label_value_length: 77, ..Limits::default() };
+        let r = flamedb_ingest::overrides::resolve(&defaults, &entries).unwrap();
+        let a = &r.tenants["team-a"];
+        assert_eq!((a.ingestion_rate_mb, a.max_label_names_per_series), (1.0, 10));
+        assert_eq!(a.max_label_value_length, 77, "unset fields come from the defaults");
+        assert_eq!(r.tenants["123"].reject_older_than, Duration::from_secs(1800));
+        assert_eq!(r.tenants["empty"], defaults);
+        assert!(parse_runtime_config("").unwrap().is_empty());
+        assert!(parse_runtime_config("overrides:\n").unwrap().is_empty());
+        assert!(parse_runtime_config("overrides: [1]").is_err());
+        assert!(parse_runtime_config("overrides: {a: {x: [}").is_err());
+        let bad = parse_runtime_config("overrides:\n  a:\n    ingestion_rate_mb: lots\n").unwrap();
+        assert!(flamedb_ingest::overrides::resolve(&defaults, &bad).is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rt.yaml");
+        std::fs::write(&path, "overrides:\n  t:\n    max_global_series_per_tenant: 3\n").unwrap();
+        let r = load_runtime_config(&path, &defaults).unwrap();
+        assert_eq!(r.tenants["t"].max_global_series_per_tenant, 3);
+        let e = load_runtime_config(&dir.path().join("missing.yaml"), &defaults).unwrap_err();
+        assert!(format!("{e:#}").contains("missing.yaml"), "{e:#}");
     }
 
     #[test]

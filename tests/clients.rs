@@ -140,45 +140,6 @@ fn build_multipart(parts: &[(String, Vec<u8>, Vec<u8>)], boundary: &str) -> Vec<
     out
 }
 
-/// The `__name__` an `/ingest` pprof is filed under (the contract's sample-type rules, written
-/// out here independently of the server).
-fn ingest_name(types: &[String], config: Option<&Value>) -> String {
-    let display = |t: &str| -> String {
-        match config {
-            Some(c) => c.get(t).and_then(|e| e.get("display-name")).and_then(Value::as_str).unwrap_or(t).to_string(),
-            None => match t {
-                "samples" => "cpu".into(),
-                "goroutine" => "goroutines".into(),
-                "contentions" => "mutex_count".into(),
-                "delay" => "mutex_duration".into(),
-                _ => t.into(),
-            },
-        }
-    };
-    if types.iter().any(|t| t == "wall") {
-        return "wall".into();
-    }
-    for t in types {
-        let d = display(t);
-        if d.contains("cpu") {
-            return "process_cpu".into();
-        }
-        if d.contains("alloc_") || d.contains("inuse_") || d == "space" || d == "objects" {
-            return "memory".into();
-        }
-        if d.contains("mutex_") {
-            return "mutex".into();
-        }
-        if d.contains("block_") {
-            return "block".into();
-        }
-        if d.contains("goroutines") {
-            return "goroutines".into();
-        }
-    }
-    types.last().cloned().unwrap_or_default()
-}
-
 fn type_id(p: &Profile, name: &str, k: usize) -> String {
     let s = |i: i64| p.string_table[i as usize].clone();
     let (pt, pu) = p.period_type.as_ref().map_or((String::new(), String::new()), |v| (s(v.r#type), s(v.unit)));
@@ -252,7 +213,7 @@ async fn replay(client: &reqwest::Client, url: &str, tenant: &str, c: &Capture, 
                 let prof = decode_pprof(&p.2);
                 let types: Vec<String> =
                     prof.sample_type.iter().map(|t| prof.string_table[t.r#type as usize].clone()).collect();
-                add_pprof(expect, &prof, &ingest_name(&types, config.as_ref()), spy);
+                add_pprof(expect, &prof, &common::ingest_name(&types, config.as_ref()), spy);
                 p.2 = shift_pprof(&p.2, shift_ns);
             }
             build_multipart(&ps, &b)
@@ -260,7 +221,7 @@ async fn replay(client: &reqwest::Client, url: &str, tenant: &str, c: &Capture, 
             let prof = decode_pprof(&plain);
             let types: Vec<String> =
                 prof.sample_type.iter().map(|t| prof.string_table[t.r#type as usize].clone()).collect();
-            add_pprof(expect, &prof, &ingest_name(&types, None), spy);
+            add_pprof(expect, &prof, &common::ingest_name(&types, None), spy);
             shift_pprof(&plain, shift_ns)
         }
     };

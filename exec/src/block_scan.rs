@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array, UInt64Builder};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array, UInt64Array, UInt64Builder};
 use arrow::compute::{filter_record_batch, take};
 use arrow::datatypes::{SchemaRef, TimestampNanosecondType, UInt32Type, UInt64Type};
 use arrow::record_batch::RecordBatchOptions;
@@ -62,7 +62,8 @@ pub fn block_scan(
             if wants(6) {
                 file_cols.push(profiles_col::VALUES);
             }
-            if wants(7) {
+            // Span ids are read for the span filter even when not projected.
+            if wants(7) || filter.span_ids.is_some() {
                 file_cols.push(profiles_col::SPAN_IDS);
             }
         }
@@ -232,6 +233,8 @@ struct RowMapper {
     keys: Vec<u64>,
     min: i64,
     max: i64,
+    /// The scan's filter, for its span ids.
+    filter: ScanFilter,
 }
 
 impl RowMapper {
@@ -253,6 +256,7 @@ impl RowMapper {
             keys: e.block.partition_keys(),
             min: e.filter.min_time_nanos,
             max: e.filter.max_time_nanos,
+            filter: e.filter.clone(),
         })
     }
 
@@ -344,6 +348,19 @@ impl RowMapper {
             row.extend(std::iter::repeat_n(r as u32, (z - a) as usize));
             flat.extend(a..z);
         }
+        let wants_spans = self.projection.contains(&7);
+        let mut spans =
+            if wants_spans || self.filter.span_ids.is_some() { Some(self.span_column(b, offsets)?) } else { None };
+        if let (Some(span), Some(_)) = (&spans, &self.filter.span_ids) {
+            // Keep the samples of the selected spans only.
+            let keep: Vec<u32> = (0..span.len() as u32)
+                .filter(|&k| self.filter.keeps_span(span.is_valid(k as usize).then(|| span.value(k as usize))))
+                .collect();
+            row = keep.iter().map(|&k| row[k as usize]).collect();
+            flat = keep.iter().map(|&k| flat[k as usize]).collect();
+            let kept = take(span, &UInt32Array::from(keep), None)?;
+            spans = Some(kept.as_primitive::<UInt64Type>().clone());
+        }
         let row = UInt32Array::from(row);
         let flat = UInt32Array::from(flat);
         let series = take(self.col(b, profiles_col::SERIES_ID)?, &row, None)?;
@@ -360,26 +377,34 @@ impl RowMapper {
                     let v = self.col(b, profiles_col::VALUES)?.as_list::<i32>();
                     take(v.values(), &flat, None)?
                 }
-                7 => {
-                    let spans = self.col(b, profiles_col::SPAN_IDS)?.as_list::<i32>();
-                    let so = spans.value_offsets();
-                    let sv = spans.values().as_primitive::<UInt64Type>();
-                    let mut out = UInt64Builder::with_capacity(n);
-                    for r in 0..b.num_rows() {
-                        let len = (offsets[r + 1] - offsets[r]) as usize;
-                        if spans.is_valid(r) && (so[r + 1] - so[r]) as usize == len {
-                            for k in so[r] as usize..so[r + 1] as usize {
-                                let v = sv.value(k);
-                                if v == 0 { out.append_null() } else { out.append_value(v) }
-                            }
-                        } else {
-                            out.append_nulls(len);
-                        }
-                    }
-                    Arc::new(out.finish())
-                }
+                7 => match &spans {
+                    Some(s) => Arc::new(s.clone()),
+                    None => return internal_err!("BlockRowsExec did not read span ids"),
+                },
                 _ => return internal_err!("samples table has no column {c}"),
             })
         })
+    }
+
+    /// The span of every sample of `b` (flattened like the stack trace lists): null where a
+    /// profile has no span list of the right length or the span id is 0 (no span).
+    fn span_column(&self, b: &RecordBatch, offsets: &[i32]) -> Result<UInt64Array> {
+        let spans = self.col(b, profiles_col::SPAN_IDS)?.as_list::<i32>();
+        let so = spans.value_offsets();
+        let sv = spans.values().as_primitive::<UInt64Type>();
+        let n = (offsets[b.num_rows()] - offsets[0]) as usize;
+        let mut out = UInt64Builder::with_capacity(n);
+        for r in 0..b.num_rows() {
+            let len = (offsets[r + 1] - offsets[r]) as usize;
+            if spans.is_valid(r) && (so[r + 1] - so[r]) as usize == len {
+                for k in so[r] as usize..so[r + 1] as usize {
+                    let v = sv.value(k);
+                    if v == 0 { out.append_null() } else { out.append_value(v) }
+                }
+            } else {
+                out.append_nulls(len);
+            }
+        }
+        Ok(out.finish())
     }
 }

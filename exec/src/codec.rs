@@ -68,7 +68,17 @@ impl PhysicalExtensionCodec for FlamedbCodec {
                     .map_err(|e| datafusion::common::DataFusionError::External(Box::new(e)))?,
             );
         }
-        let filter = ScanFilter { matchers, min_time_nanos: f.min_time_nanos, max_time_nanos: f.max_time_nanos };
+        let filter = ScanFilter {
+            matchers,
+            min_time_nanos: f.min_time_nanos,
+            max_time_nanos: f.max_time_nanos,
+            span_ids: f.span_filter.map(|s| {
+                let mut ids = s.span_ids;
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            }),
+        };
         let projection = node.projection.map(|p| p.columns.into_iter().map(|c| c as usize).collect());
         let partitions = usize::try_from(node.partitions).unwrap_or(1);
         Ok(Arc::new(HeadScanExec::try_new(
@@ -116,6 +126,7 @@ impl PhysicalExtensionCodec for FlamedbCodec {
                     .collect(),
                 min_time_nanos: f.min_time_nanos,
                 max_time_nanos: f.max_time_nanos,
+                span_filter: f.span_ids.as_ref().map(|ids| pb::SpanFilter { span_ids: ids.clone() }),
             }),
             limit: scan.limit().map(|l| l as u64),
             partitions: scan.partitions() as u64,
@@ -142,5 +153,37 @@ impl PhysicalExtensionCodec for FlamedbCodec {
             buf.extend_from_slice(FLAMEGRAPH_MARKER);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::SessionContext;
+    use datafusion_proto::physical_plan::DefaultPhysicalProtoConverter;
+
+    use super::*;
+
+    /// A span filter survives the trip to another process; a scan without one stays without.
+    #[test]
+    fn span_filter_round_trips() {
+        let head = Arc::new(Head::new());
+        let codec = FlamedbCodec::new(head.clone());
+        let ctx = SessionContext::new().task_ctx();
+        for spans in [Some(vec![3u64, 0xfeed_beef_0000_0001]), None] {
+            let filter = ScanFilter {
+                matchers: vec![Matcher::equal("service_name", "a")],
+                min_time_nanos: 10,
+                max_time_nanos: 20,
+                span_ids: spans.clone(),
+            };
+            let scan = HeadScanExec::try_new(head.clone(), vec!["t".into()], HeadTable::Samples, None, filter, None, 2)
+                .unwrap();
+            let mut buf = Vec::new();
+            codec.try_encode(Arc::new(scan), &mut buf, &DefaultPhysicalProtoConverter {}).unwrap();
+            let back = codec.try_decode(&buf, &[], &ctx, &DefaultPhysicalProtoConverter {}).unwrap();
+            let back = back.downcast_ref::<HeadScanExec>().unwrap();
+            assert_eq!(back.filter().span_ids, spans);
+            assert_eq!(back.filter().matchers, vec![Matcher::equal("service_name", "a")]);
+        }
     }
 }

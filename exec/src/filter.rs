@@ -11,17 +11,22 @@ use flamedb_ingest::model::{MatchOp, Matcher};
 use crate::schema::col as c;
 use crate::udf::label::{self, label_udf};
 
-/// What a head scan keeps: series matching every matcher, rows with time in `[min, max]` (ns).
+/// What a head scan keeps: series matching every matcher, rows with time in `[min, max]` (ns),
+/// and, for the samples table, only samples recorded in one of `span_ids` when that is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanFilter {
     pub matchers: Vec<Matcher>,
     pub min_time_nanos: i64,
     pub max_time_nanos: i64,
+    /// Sorted, distinct span ids a sample must carry (`None`: no span filter). Span selectors
+    /// (SelectMergeSpanProfile, `span_selector`) are pushed down here so the scans drop the other
+    /// samples before they reach the flame-graph aggregate.
+    pub span_ids: Option<Vec<u64>>,
 }
 
 impl Default for ScanFilter {
     fn default() -> Self {
-        Self { matchers: Vec::new(), min_time_nanos: i64::MIN, max_time_nanos: i64::MAX }
+        Self { matchers: Vec::new(), min_time_nanos: i64::MIN, max_time_nanos: i64::MAX, span_ids: None }
     }
 }
 
@@ -54,6 +59,11 @@ pub fn time_lit(nanos: i64) -> Expr {
     Expr::Literal(ScalarValue::TimestampNanosecond(Some(nanos), Some(TIME_ZONE.into())), None)
 }
 
+/// `span_id IN (ids)`: keeps the samples recorded in one of the spans.
+pub fn span_expr(ids: &[u64]) -> Expr {
+    col(c::SPAN_ID).in_list(ids.iter().map(|&id| lit(id)).collect(), false)
+}
+
 /// `time >= min AND time <= max` as two conjuncts.
 pub fn time_range_exprs(min_nanos: i64, max_nanos: i64) -> Vec<Expr> {
     vec![col(c::TIME).gt_eq(time_lit(min_nanos)), col(c::TIME).lt_eq(time_lit(max_nanos))]
@@ -79,6 +89,15 @@ impl ScanFilter {
                     _ => false,
                 }
             }
+            Expr::InList(InList { expr, list, negated: false }) if is_column(expr, c::SPAN_ID) => {
+                match list.iter().map(span_literal).collect::<Option<Vec<_>>>() {
+                    Some(ids) => {
+                        self.keep_spans(ids);
+                        true
+                    }
+                    None => false,
+                }
+            }
             Expr::InList(InList { expr, list, negated }) => {
                 let (Some(name), Some(values)) =
                     (label_name(expr), list.iter().map(string).collect::<Option<Vec<_>>>())
@@ -99,8 +118,39 @@ impl ScanFilter {
         }
     }
 
+    /// Narrows the span filter to `ids` (an intersection when one is already set).
+    fn keep_spans(&mut self, mut ids: Vec<u64>) {
+        ids.sort_unstable();
+        ids.dedup();
+        self.span_ids = Some(match self.span_ids.take() {
+            Some(old) => ids.into_iter().filter(|id| old.binary_search(id).is_ok()).collect(),
+            None => ids,
+        });
+    }
+
+    /// Whether a sample with span `span` (`None`: recorded outside any span) passes the filter.
+    pub fn keeps_span(&self, span: Option<u64>) -> bool {
+        match &self.span_ids {
+            None => true,
+            Some(ids) => span.is_some_and(|s| ids.binary_search(&s).is_ok()),
+        }
+    }
+
     fn add_binary(&mut self, b: &BinaryExpr) -> bool {
         let (l, op, r) = (&*b.left, b.op, &*b.right);
+        if op == Operator::Eq {
+            let span = if is_column(l, c::SPAN_ID) {
+                span_literal(r)
+            } else if is_column(r, c::SPAN_ID) {
+                span_literal(l)
+            } else {
+                None
+            };
+            if let Some(id) = span {
+                self.keep_spans(vec![id]);
+                return true;
+            }
+        }
         if let (Some(name), Some(value)) = (label_name(l), string(r)) {
             return self.add_matcher(name, op, value);
         }
@@ -186,7 +236,20 @@ fn string(e: &Expr) -> Option<String> {
 }
 
 fn is_time_column(e: &Expr) -> bool {
-    matches!(e, Expr::Column(Column { name, .. }) if name == c::TIME)
+    is_column(e, c::TIME)
+}
+
+fn is_column(e: &Expr, column: &str) -> bool {
+    matches!(e, Expr::Column(Column { name, .. }) if name == column)
+}
+
+/// A span id literal (`span_id` is UInt64; other integer literals are accepted when they fit).
+fn span_literal(e: &Expr) -> Option<u64> {
+    match e {
+        Expr::Literal(ScalarValue::UInt64(Some(v)), _) => Some(*v),
+        Expr::Literal(ScalarValue::Int64(Some(v)), _) => u64::try_from(*v).ok(),
+        _ => None,
+    }
 }
 
 fn timestamp(e: &Expr) -> Option<i64> {
@@ -228,6 +291,21 @@ mod tests {
         assert_eq!(f.min_time_nanos, 13);
         assert!(!f.add(&col(c::VALUE).gt(lit(1i64))));
         assert!(!ScanFilter::understands(&col(c::TIME).not_eq(time_lit(1))));
+    }
+
+    #[test]
+    fn span_filter_round_trip() {
+        let mut f = ScanFilter::default();
+        assert!(f.keeps_span(None), "no span filter keeps everything");
+        assert!(f.add(&span_expr(&[7, 3, 7])));
+        assert_eq!(f.span_ids, Some(vec![3, 7]));
+        assert!(f.keeps_span(Some(3)) && f.keeps_span(Some(7)));
+        assert!(!f.keeps_span(Some(4)));
+        assert!(!f.keeps_span(None), "samples outside any span are dropped");
+        assert!(f.add(&col(c::SPAN_ID).eq(lit(7u64))), "a single-id list simplified to `=`");
+        assert_eq!(f.span_ids, Some(vec![7]), "a second span filter intersects");
+        assert!(!ScanFilter::understands(&col(c::SPAN_ID).in_list(vec![lit(1u64)], true)), "NOT IN is not pushed");
+        assert!(!ScanFilter::understands(&col(c::VALUE).in_list(vec![lit(1i64)], false)));
     }
 
     #[test]

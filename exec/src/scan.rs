@@ -5,18 +5,18 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, MapBuilder, StringArray, StringBuilder};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, MapBuilder, StringArray, StringBuilder};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{SchemaRef, TimestampNanosecondType, UInt32Type};
+use arrow::datatypes::{SchemaRef, TimestampNanosecondType, UInt32Type, UInt64Type};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use datafusion::common::Result;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
-use flamedb_ingest::head::columns::Chunk;
+use flamedb_ingest::head::columns::{Chunk, sample_col};
 use flamedb_ingest::head::{Head, TenantHead};
 use flamedb_ingest::model::Labels;
 use futures::stream;
@@ -182,6 +182,10 @@ impl DisplayAs for HeadScanExec {
         if self.filter.min_time_nanos > i64::MIN || self.filter.max_time_nanos < i64::MAX {
             write!(f, ", time=[{}, {}]", self.filter.min_time_nanos, self.filter.max_time_nanos)?;
         }
+        if let Some(spans) = &self.filter.span_ids {
+            let ids: Vec<String> = spans.iter().map(|s| format!("{s:016x}")).collect();
+            write!(f, ", spans=[{}]", ids.join(", "))?;
+        }
         if let Some(p) = &self.projection {
             write!(f, ", projection={p:?}")?;
         }
@@ -218,7 +222,9 @@ impl ExecutionPlan for HeadScanExec {
 
     fn execute(&self, partition: usize, _ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let work = self.work(partition);
-        let (min, max) = (self.filter.min_time_nanos, self.filter.max_time_nanos);
+        let filter = self.filter.clone();
+        // Only samples carry a span; the profiles table ignores a span filter.
+        let spans = self.table == HeadTable::Samples && filter.span_ids.is_some();
         let projection: Vec<usize> =
             self.projection.clone().unwrap_or_else(|| (0..self.table.schema().fields().len()).collect());
         let schema = self.schema.clone();
@@ -227,7 +233,7 @@ impl ExecutionPlan for HeadScanExec {
             if remaining == 0 {
                 return None;
             }
-            let out = scan_chunk(&w, min, max, &projection, &schema);
+            let out = scan_chunk(&w, &filter, spans, &projection, &schema);
             match out {
                 Ok(Some(mut b)) => {
                     if b.num_rows() > remaining {
@@ -278,23 +284,41 @@ pub(crate) const LABELS_COL: usize = 2;
 /// `time`, the last column both tables share.
 pub(crate) const TIME_COL: usize = 3;
 
-fn scan_chunk(w: &Work, min: i64, max: i64, projection: &[usize], schema: &SchemaRef) -> Result<Option<RecordBatch>> {
+/// Reads one chunk: rows of selected series in the time range (and, when `spans`, carrying one
+/// of the filter's span ids), projected to the table columns.
+fn scan_chunk(
+    w: &Work,
+    filter: &ScanFilter,
+    spans: bool,
+    projection: &[usize],
+    schema: &SchemaRef,
+) -> Result<Option<RecordBatch>> {
+    let (min, max) = (filter.min_time_nanos, filter.max_time_nanos);
     let batch = &w.chunk.batch;
     let all_series = w.chunk.series.is_subset(&w.tenant.selected);
     let all_time = w.chunk.min_time_nanos >= min && w.chunk.max_time_nanos <= max;
-    let batch = if all_series && all_time {
+    let batch = if all_series && all_time && !spans {
         batch.clone()
     } else {
         let series = batch.column(0).as_primitive::<UInt32Type>();
         let time = batch.column(1).as_primitive::<TimestampNanosecondType>();
         let mask = &w.tenant.mask;
-        let keep: BooleanArray = series
+        let mut keep: Vec<bool> = series
             .values()
             .iter()
             .zip(time.values().iter())
-            .map(|(&s, &t)| Some(mask.get(s as usize).copied().unwrap_or(false) && t >= min && t <= max))
+            .map(|(&s, &t)| mask.get(s as usize).copied().unwrap_or(false) && t >= min && t <= max)
             .collect();
-        filter_record_batch(batch, &keep)?
+        if spans {
+            let Some(span) = batch.columns().get(sample_col::SPAN_ID).and_then(|c| c.as_primitive_opt::<UInt64Type>())
+            else {
+                return internal_err!("head sample chunk lacks its span_id column");
+            };
+            for (i, k) in keep.iter_mut().enumerate() {
+                *k = *k && filter.keeps_span(span.is_valid(i).then(|| span.value(i)));
+            }
+        }
+        filter_record_batch(batch, &BooleanArray::from(keep))?
     };
     if batch.num_rows() == 0 {
         return Ok(None);

@@ -21,12 +21,30 @@ pub fn is_gzip(data: &[u8]) -> bool {
     data.len() >= 2 && data[..2] == GZIP_MAGIC
 }
 
-/// Gunzips every member of `data`, failing once the output would exceed `limit` bytes.
+/// Gunzips every member of `data`, failing once the output would exceed `limit` bytes. The
+/// output buffer never grows past `limit + 1` bytes, so a bomb costs at most that much memory.
 pub fn gunzip_capped(data: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
-    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(limit).min(64 << 20));
+    const CHUNK: usize = 64 << 10;
     // Read one byte past the limit to tell "exactly at the limit" from "over it".
-    let mut reader = MultiGzDecoder::new(data).take((limit as u64).saturating_add(1));
-    reader.read_to_end(&mut out)?;
+    let cap = limit.saturating_add(1);
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(cap).min(64 << 20));
+    let mut reader = MultiGzDecoder::new(data).take(cap as u64);
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(DecompressError::Invalid(e)),
+        };
+        let read = chunk.get(..n).unwrap_or_default();
+        if out.capacity() - out.len() < n {
+            // Double, but never past the cap (plain `read_to_end` may allocate twice the limit).
+            let grow = out.capacity().max(n).min(cap.saturating_sub(out.len())).max(n);
+            out.reserve_exact(grow);
+        }
+        out.extend_from_slice(read);
+    }
     if out.len() > limit {
         return Err(DecompressError::TooLarge { limit });
     }
@@ -72,6 +90,22 @@ mod tests {
         assert!(z.len() < 64 << 10, "compresses well");
         assert!(matches!(gunzip_capped(&z, 1 << 20), Err(DecompressError::TooLarge { .. })));
         assert_eq!(gunzip_capped(&z, 10 << 20).unwrap().len(), 10 << 20, "exactly at the limit is fine");
+    }
+
+    #[test]
+    fn bomb_memory_stays_near_the_limit() {
+        // 64 MiB of zeros in ~64 KiB; refused with a 1 MiB cap without ever holding 64 MiB.
+        let z = gz(&vec![0u8; 64 << 20]);
+        assert!(z.len() < 256 << 10);
+        assert!(matches!(gunzip_capped(&z, 1 << 20), Err(DecompressError::TooLarge { limit }) if limit == 1 << 20));
+        // Output at the limit is returned whole, and nothing beyond the cap was reserved.
+        let out = gunzip_capped(&z, 3 << 20).err();
+        assert!(out.is_some());
+        let small = gz(&vec![7u8; 300_000]);
+        let got = gunzip_capped(&small, 300_000).unwrap();
+        assert_eq!(got.len(), 300_000);
+        assert!(got.iter().all(|&b| b == 7));
+        assert!(got.capacity() <= 300_001, "capacity {} beyond the cap", got.capacity());
     }
 
     #[test]

@@ -204,12 +204,8 @@ fn check_profile(p: &Profile, limits: &Limits) -> Result<(), ValidationError> {
         check(st.r#type)?;
         check(st.unit)?;
     }
-    for st in &p.sample_type {
-        let name = &p.string_table[st.r#type as usize];
-        if name.contains('-') {
-            return Err(ValidationError::SampleTypeDash(name.clone()));
-        }
-    }
+    // Function ids before sample-type names: Pyroscope's order, so a broken .NET profile
+    // is refused for its function ids as its integration test pins.
     for f in &p.function {
         if f.id == 0 {
             return Err(ValidationError::FunctionIdZero);
@@ -217,6 +213,12 @@ fn check_profile(p: &Profile, limits: &Limits) -> Result<(), ValidationError> {
         check(f.name)?;
         check(f.system_name)?;
         check(f.filename)?;
+    }
+    for st in &p.sample_type {
+        let name = &p.string_table[st.r#type as usize];
+        if name.contains('-') {
+            return Err(ValidationError::SampleTypeDash(name.clone()));
+        }
     }
     for m in &p.mapping {
         check(m.filename)?;

@@ -3,14 +3,25 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::labels::{self, Labels};
 
-/// Per-tenant ingest limits (Pyroscope's `limits` YAML block, same names and defaults).
-#[derive(Debug, Clone, Deserialize)]
+/// Bytes in one of Pyroscope's "MB" (its limits are MiB).
+const BYTES_IN_MB: f64 = 1024.0 * 1024.0;
+
+/// Per-tenant ingest limits (Pyroscope's `limits` YAML block, same names and defaults). Serialized
+/// with the same names, so per-tenant overrides can be laid over them and `/api/v1/tenant_limits`
+/// can show them.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Limits {
+    /// Sustained ingestion rate per tenant in MiB/s of decompressed profile and label bytes.
+    pub ingestion_rate_mb: f64,
+    /// Token-bucket size in MiB: the largest push (all its profiles together) ever accepted.
+    pub ingestion_burst_size_mb: f64,
+    /// Series a tenant's live head may hold; a profile adding more is refused (0 disables).
+    pub max_global_series_per_tenant: usize,
     /// Uncompressed size of one pprof.
     pub max_profile_size_bytes: usize,
     pub max_profile_stacktrace_samples: usize,
@@ -33,6 +44,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
+            ingestion_rate_mb: 4.0,
+            ingestion_burst_size_mb: 2.0,
+            max_global_series_per_tenant: 5000,
             max_profile_size_bytes: 4 * 1024 * 1024,
             max_profile_stacktrace_samples: 16_000,
             max_profile_stacktrace_sample_labels: 100,
@@ -51,8 +65,24 @@ impl Default for Limits {
 impl Limits {
     /// Body size cap in bytes.
     pub fn body_limit_bytes(&self) -> usize {
-        (self.ingestion_body_limit_mb * 1024.0 * 1024.0) as usize
+        mb_to_bytes(self.ingestion_body_limit_mb)
     }
+
+    /// Token refill rate in bytes per second.
+    pub fn ingestion_rate_bytes(&self) -> f64 {
+        self.ingestion_rate_mb.max(0.0) * BYTES_IN_MB
+    }
+
+    /// Token-bucket capacity in bytes.
+    pub fn ingestion_burst_bytes(&self) -> usize {
+        mb_to_bytes(self.ingestion_burst_size_mb)
+    }
+}
+
+/// MiB to bytes, saturating (negative and NaN become 0).
+fn mb_to_bytes(mb: f64) -> usize {
+    // `as` saturates float-to-int conversions and maps NaN to 0.
+    (mb * BYTES_IN_MB) as usize
 }
 
 /// Why a profile or its labels were refused.

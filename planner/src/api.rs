@@ -18,6 +18,7 @@ use crate::encode;
 use crate::error::{QueryError, Result};
 use crate::limits::{QueryLimits, TimeRange};
 use crate::query::{Engine, Selection};
+use crate::spans::span_selection;
 
 /// Who asks: the tenants whose data the request may read, and whether the client can handle
 /// label names outside `[a-zA-Z_][a-zA-Z0-9_]*`.
@@ -34,7 +35,7 @@ pub struct Querier {
     limits: QueryLimits,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
@@ -109,7 +110,7 @@ impl Querier {
         let range = if req.start == 0 && req.end == 0 {
             Some(TimeRange { start_ms: now - 3_600_000, end_ms: now })
         } else {
-            self.limits.check_label_range(req.start, req.end, now)?
+            self.limits.check_range(req.start, req.end, now)?
         };
         let Some(range) = range else {
             return Ok(q::ProfileTypesResponse::default());
@@ -135,7 +136,7 @@ impl Querier {
 
     pub async fn label_names(&self, ctx: &RequestContext, req: t::LabelNamesRequest) -> Result<t::LabelNamesResponse> {
         let matchers = parse_matcher_sets(&req.matchers)?;
-        let Some(range) = self.limits.check_label_range(req.start, req.end, now_ms())? else {
+        let Some(range) = self.limits.check_range(req.start, req.end, now_ms())? else {
             return Ok(t::LabelNamesResponse::default());
         };
         let mut names = BTreeSet::new();
@@ -153,7 +154,7 @@ impl Querier {
             return Err(QueryError::invalid("name is required"));
         }
         let matchers = parse_matcher_sets(&req.matchers)?;
-        let Some(range) = self.limits.check_label_range(req.start, req.end, now_ms())? else {
+        let Some(range) = self.limits.check_range(req.start, req.end, now_ms())? else {
             return Ok(t::LabelValuesResponse::default());
         };
         let mut values = BTreeSet::new();
@@ -163,7 +164,7 @@ impl Querier {
 
     pub async fn series(&self, ctx: &RequestContext, req: q::SeriesRequest) -> Result<q::SeriesResponse> {
         let matchers = parse_matcher_sets(&req.matchers)?;
-        let Some(range) = self.limits.check_label_range(req.start, req.end, now_ms())? else {
+        let Some(range) = self.limits.check_range(req.start, req.end, now_ms())? else {
             return Ok(q::SeriesResponse::default());
         };
         let wanted: BTreeSet<&str> = req.label_names.iter().map(String::as_str).collect();
@@ -192,7 +193,7 @@ impl Querier {
 
     /// Validates a select and returns its selection, or `None` when the range lies wholly before
     /// the lookback (an empty, successful answer).
-    fn selection(
+    pub(crate) fn selection(
         &self,
         ctx: &RequestContext,
         profile_type: &str,
@@ -210,12 +211,19 @@ impl Querier {
         }))
     }
 
-    /// The merged tree of a select, filtered to a call site when asked, cut to `cut` nodes.
-    async fn merged_tree(&self, sel: &Selection, call_site: &[t::Location], cut: usize) -> Result<FunctionTree> {
+    /// The merged tree of a select over the samples recorded in one of `spans` (`None` = all),
+    /// filtered to a call site when asked, cut to `cut` nodes.
+    pub(crate) async fn span_merged_tree(
+        &self,
+        sel: &Selection,
+        spans: Option<&[u64]>,
+        call_site: &[t::Location],
+        cut: usize,
+    ) -> Result<FunctionTree> {
         if call_site.is_empty() {
-            return self.engine.flamegraph_tree(sel, cut).await;
+            return self.engine.span_flamegraph_tree(sel, spans, cut).await;
         }
-        let tree = self.engine.flamegraph_tree(sel, 0).await?;
+        let tree = self.engine.span_flamegraph_tree(sel, spans, 0).await?;
         let names: Vec<&str> = call_site.iter().map(|l| l.name.as_str()).collect();
         let filtered = crate::call_site::filter(&tree, &names);
         Ok(if cut > 0 { filtered.truncate(cut) } else { filtered })
@@ -228,11 +236,17 @@ impl Querier {
     ) -> Result<q::SelectMergeStacktracesResponse> {
         let max_nodes = self.limits.max_nodes(req.max_nodes)?;
         let sel = self.selection(ctx, &req.profile_type_id, &req.label_selector, req.start, req.end)?;
-        unsupported_selectors(&req.profile_id_selector, &req.span_selector, &req.trace_id_selector)?;
+        let spans = span_selection(&req.profile_id_selector, &req.span_selector, &req.trace_id_selector)?;
         let call_site = req.stack_trace_selector.as_ref().map_or(&[][..], |s| &s.call_site[..]);
         let format = q::ProfileFormat::try_from(req.format).unwrap_or(q::ProfileFormat::Unspecified);
+        // DOT is drawn from a source tree of max(512, max_nodes) nodes (Pyroscope's rule), so
+        // the one tree read is cut to that size for it.
+        let cut = match format {
+            q::ProfileFormat::Dot => encode::dot_limits(req.max_nodes).0.max(max_nodes),
+            _ => max_nodes,
+        };
         let tree = match &sel {
-            Some(sel) => self.merged_tree(sel, call_site, max_nodes).await?,
+            Some(sel) => self.span_merged_tree(sel, spans.as_deref(), call_site, cut).await?,
             None => FunctionTree::new(),
         };
         // The tree is cut to the validated limit; the encoding then uses the raw request value
@@ -249,7 +263,9 @@ impl Querier {
                 resp.pprof = Some(q::PprofProfile { profile: Some(self.pprof(&tree, &pt, req.start, req.end)) });
             }
             q::ProfileFormat::Dot => {
-                return Err(QueryError::unimplemented("the DOT format is not supported yet"));
+                let (source, shown) = encode::dot_limits(req.max_nodes);
+                let pt = parse_profile_type(&req.profile_type_id)?;
+                resp.dot = encode::dot(&tree.truncated(source), &pt.sample_type, &pt.sample_unit, shown);
             }
         }
         Ok(resp)
@@ -277,14 +293,14 @@ impl Querier {
             _ => 0,
         };
         let sel = self.selection(ctx, &req.profile_type_id, &req.label_selector, req.start, req.end)?;
-        unsupported_selectors(&req.profile_id_selector, &[], &req.trace_id_selector)?;
+        let spans = span_selection(&req.profile_id_selector, &[], &req.trace_id_selector)?;
         if req.stack_trace_selector.as_ref().is_some_and(|s| s.go_pgo.is_some()) {
             return Err(QueryError::unimplemented("the Go PGO stack trace selector is not supported yet"));
         }
         let call_site = req.stack_trace_selector.as_ref().map_or(&[][..], |s| &s.call_site[..]);
         let pt = parse_profile_type(&req.profile_type_id)?;
         let tree = match &sel {
-            Some(sel) => self.merged_tree(sel, call_site, cut).await?,
+            Some(sel) => self.span_merged_tree(sel, spans.as_deref(), call_site, cut).await?,
             None => return Ok(Profile::default()),
         };
         Ok(self.pprof(&tree, &pt, req.start, req.end))
@@ -382,16 +398,3 @@ impl Querier {
 
 /// Group-by label pairs of a time series.
 type GroupKey = Vec<(String, String)>;
-
-fn unsupported_selectors(profile_ids: &[String], spans: &[String], traces: &[String]) -> Result<()> {
-    if !profile_ids.is_empty() {
-        return Err(QueryError::unimplemented("profile_id_selector is not supported yet"));
-    }
-    if !spans.is_empty() {
-        return Err(QueryError::unimplemented("span_selector is not supported yet"));
-    }
-    if !traces.is_empty() {
-        return Err(QueryError::unimplemented("trace_id_selector is not supported yet"));
-    }
-    Ok(())
-}

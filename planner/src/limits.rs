@@ -46,7 +46,7 @@ impl TimeRange {
 }
 
 impl QueryLimits {
-    /// Pyroscope's range rules for selects: both ends required, start not after end, the lookback
+    /// Pyroscope's (v2) range rules for every query, label queries included: both ends required, start not after end, the lookback
     /// clamps the start (`None`: the whole range is older than the lookback, answer empty), and the
     /// length limit.
     pub fn check_range(&self, start_ms: i64, end_ms: i64, now_ms: i64) -> Result<Option<TimeRange>> {
@@ -74,22 +74,6 @@ impl QueryLimits {
             )));
         }
         Ok(Some(TimeRange { start_ms: start, end_ms }))
-    }
-
-    /// The range of label queries: a missing range means all data, otherwise as for selects.
-    pub fn check_label_range(&self, start_ms: i64, end_ms: i64, now_ms: i64) -> Result<Option<TimeRange>> {
-        if start_ms == 0 && end_ms == 0 {
-            return Ok(Some(TimeRange { start_ms: i64::MIN / 1_000_000, end_ms: i64::MAX / 1_000_000 - 1 }));
-        }
-        let end_ms = if end_ms == 0 { now_ms } else { end_ms };
-        if start_ms > end_ms {
-            return Err(QueryError::invalid("query start time is after end time"));
-        }
-        let lookback = self.max_query_lookback.as_millis() as i64;
-        if lookback > 0 && end_ms < now_ms - lookback {
-            return Ok(None);
-        }
-        Ok(Some(TimeRange { start_ms, end_ms }))
     }
 
     /// The node limit of a flame graph: unset or 0 -> the default; above the maximum or negative

@@ -96,9 +96,23 @@ impl Engine {
 
     /// The logical plan of a flame-graph select (`max_nodes` 0 = no cut).
     pub fn flamegraph_plan(&self, sel: &Selection, max_nodes: usize) -> Result<LogicalPlan> {
+        self.span_flamegraph_plan(sel, None, max_nodes)
+    }
+
+    /// The logical plan of a flame-graph select of the samples recorded in one of `spans`
+    /// (span ids as ingest stores them; `None` = every sample). The span condition is one more
+    /// conjunct, which the scans take over exactly like the matchers.
+    pub fn span_flamegraph_plan(
+        &self,
+        sel: &Selection,
+        spans: Option<&[u64]>,
+        max_nodes: usize,
+    ) -> Result<LogicalPlan> {
         let udaf = FlameGraphUdaf::udaf(self.dataset.head.clone());
         let agg = udaf.call(vec![col(c::PARTITION), col(c::STACKTRACE_ID), col(c::VALUE), lit(max_nodes as i64)]);
-        let predicate = conjunction(sel.filter_exprs()).ok_or_else(|| QueryError::internal("empty filter"))?;
+        let mut conjuncts = sel.filter_exprs();
+        conjuncts.extend(spans.map(filter::span_expr));
+        let predicate = conjunction(conjuncts).ok_or_else(|| QueryError::internal("empty filter"))?;
         Ok(self
             .scan(&sel.tenants, HeadTable::Samples)?
             .filter(predicate)?
@@ -113,7 +127,17 @@ impl Engine {
 
     /// Merges the selected samples into a function-name tree, cut to `max_nodes` (0 = no cut).
     pub async fn flamegraph_tree(&self, sel: &Selection, max_nodes: usize) -> Result<FunctionTree> {
-        let plan = self.flamegraph_plan(sel, max_nodes)?;
+        self.span_flamegraph_tree(sel, None, max_nodes).await
+    }
+
+    /// [`Engine::flamegraph_tree`] of the samples recorded in one of `spans` (`None` = all).
+    pub async fn span_flamegraph_tree(
+        &self,
+        sel: &Selection,
+        spans: Option<&[u64]>,
+        max_nodes: usize,
+    ) -> Result<FunctionTree> {
+        let plan = self.span_flamegraph_plan(sel, spans, max_nodes)?;
         let physical = self.physical_plan(&plan).await?;
         let batches = collect(physical, self.state.task_ctx()).await?;
         let mut tree = FunctionTree::new();
@@ -180,5 +204,69 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::physical_plan::displayable;
+    use flamedb_ingest::distributor::Distributor;
+    use flamedb_ingest::validate::Limits;
+    use flamedb_proto::google::v1::Label;
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000_000_000;
+
+    /// A head holding one cpu profile whose samples carry `span_id` labels (or none).
+    fn engine(samples: &[(&[&str], i64, Option<&str>)]) -> (Engine, Selection) {
+        let head = Arc::new(Head::new());
+        let stacks: Vec<(&[&str], i64)> = samples.iter().map(|(f, v, _)| (*f, *v)).collect();
+        let mut p = flamedb_ingest::testing::cpu_pprof(&stacks, NOW - 1_000_000_000);
+        for (sample, (_, _, span)) in p.sample.iter_mut().zip(samples) {
+            if let Some(span) = span {
+                p.string_table.push("span_id".into());
+                p.string_table.push(span.to_string());
+                let n = p.string_table.len() as i64;
+                sample.label.push(Label { key: n - 2, str: n - 1, ..Default::default() });
+            }
+        }
+        let d = Distributor::new(head.clone(), Arc::new(Limits::default()));
+        let labels = vec![("__name__".to_string(), "process_cpu".to_string()), ("service_name".into(), "a".into())];
+        d.ingest_profile("t", &labels, p, 0, None, NOW).unwrap();
+        let sel = Selection {
+            tenants: vec!["t".into()],
+            profile_type: ProfileType::parse("process_cpu:cpu:nanoseconds:cpu:nanoseconds").unwrap(),
+            matchers: vec![],
+            range: TimeRange { start_ms: NOW / 1_000_000 - 60_000, end_ms: NOW / 1_000_000 },
+        };
+        (Engine::new(head, 2), sel)
+    }
+
+    #[tokio::test]
+    async fn span_filter_is_pushed_into_the_scan() {
+        let samples: &[(&[&str], i64, Option<&str>)] = &[
+            (&["main", "a"], 10, Some("00000000000000a1")),
+            (&["main", "b"], 20, Some("00000000000000b2")),
+            (&["main", "c"], 5, None),
+        ];
+        let (engine, sel) = engine(samples);
+        let plan = engine.physical_plan(&engine.span_flamegraph_plan(&sel, Some(&[0xa1]), 0).unwrap()).await.unwrap();
+        let shown = displayable(plan.as_ref()).indent(true).to_string();
+        assert!(shown.contains("spans=[00000000000000a1]"), "{shown}");
+        assert!(!shown.contains("FilterExec"), "the scan answers the span filter exactly: {shown}");
+
+        let paths = |t: &FunctionTree| {
+            let v = t.view();
+            (1..=t.node_count() as u32).map(|n| (t.path(n).join(";"), v.total(n))).collect::<Vec<_>>()
+        };
+        let one = engine.span_flamegraph_tree(&sel, Some(&[0xa1]), 0).await.unwrap();
+        assert_eq!(paths(&one), vec![("main".to_string(), 10), ("main;a".to_string(), 10)]);
+        let two = engine.span_flamegraph_tree(&sel, Some(&[0xa1, 0xb2]), 0).await.unwrap();
+        assert_eq!(two.total(), 30);
+        let none = engine.span_flamegraph_tree(&sel, Some(&[0xc3]), 0).await.unwrap();
+        assert!(none.is_empty());
+        let all = engine.flamegraph_tree(&sel, 0).await.unwrap();
+        assert_eq!(all.total(), 35, "no span filter keeps samples outside spans");
     }
 }

@@ -3,12 +3,13 @@
 //! the format converted to pprof by `flamedb_ingest::legacy`, and the result stored through the
 //! same distributor as Push. Errors carry the status codes Pyroscope answers with.
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use flamedb_ingest::distributor::ErrorKind as IngestKind;
+use bytes::{Bytes, BytesMut};
+use flamedb_ingest::distributor::{ErrorKind as IngestKind, ProfileInput};
 use flamedb_ingest::legacy::{self, ConvertLimits, IngestParams};
+use futures::StreamExt;
 use http::{HeaderMap, StatusCode, header};
 use tonic::Code;
 
@@ -29,17 +30,37 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// How much of an oversized body is read and discarded before answering 413, so a client still
+/// sending it sees the answer instead of a reset connection (Go's server does the same).
+const DRAIN_MAX: usize = 64 << 20;
+
 /// Reads a request body up to `limit` bytes; a longer one is a 413.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_large {
-            json_error(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body too large: limit {limit} bytes"))
-        } else {
-            json_error(StatusCode::REQUEST_TIMEOUT, &format!("failed to read request body: {e}"))
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| json_error(StatusCode::REQUEST_TIMEOUT, &format!("failed to read request body: {e}")))?;
+        if buf.len().saturating_add(chunk.len()) > limit {
+            let mut drained = 0usize;
+            while drained < DRAIN_MAX {
+                match stream.next().await {
+                    Some(Ok(c)) => drained += c.len(),
+                    _ => break,
+                }
+            }
+            return Err(json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body too large: limit {limit} bytes"),
+            ));
         }
-    })
+        if buf.is_empty() && stream.is_end_stream() {
+            // One chunk: no copy.
+            return Ok(chunk);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 /// Whether the request takes the pprof branch, where any conversion or validation failure is a
@@ -58,7 +79,7 @@ pub async fn ingest(State(api): State<Api>, RawQuery(query): RawQuery, headers: 
         Ok(t) => t,
         Err(e) => return json_error(StatusCode::UNAUTHORIZED, &e.to_string()),
     };
-    let limit = api.distributor.limits().body_limit_bytes();
+    let limit = api.distributor.tenant_limits(&tenant).body_limit_bytes();
     let raw = match read_body(body, limit).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -89,7 +110,7 @@ fn store(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<(), (StatusCode, String)> {
-    let limits = api.distributor.limits();
+    let limits = api.distributor.tenant_limits(tenant);
     let convert_limits = ConvertLimits { max_profile_size: limits.max_profile_size_bytes, max_form_size: 32 << 20 };
     let now = now_nanos();
     let profiles = legacy::convert(params, content_type, body, now, &convert_limits).map_err(|e| {
@@ -98,20 +119,29 @@ fn store(
         (status, e.to_string())
     })?;
     let pprof = pprof_path(params, content_type);
-    for p in profiles {
-        match api.distributor.ingest_profile(tenant, &p.labels, p.profile, p.uncompressed_size, None, now) {
-            Ok(stats) => api.record(&stats),
-            Err(e) => {
-                api.metrics.discard(reason(&e));
-                let status = match e.kind() {
-                    IngestKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-                    IngestKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                    IngestKind::InvalidArgument if pprof => StatusCode::UNPROCESSABLE_ENTITY,
-                    IngestKind::InvalidArgument => StatusCode::BAD_REQUEST,
-                };
-                return Err((status, e.to_string()));
-            }
+    let inputs = profiles
+        .into_iter()
+        .map(|p| ProfileInput {
+            labels: p.labels,
+            profile: p.profile,
+            uncompressed_size: p.uncompressed_size,
+            profile_id: None,
+        })
+        .collect();
+    // The upload passes the rate limit as a whole, then its profiles are stored in order.
+    let outcome = api.distributor.ingest_batch(tenant, inputs, now);
+    api.record(&outcome.stats);
+    match outcome.error {
+        None => Ok(()),
+        Some(e) => {
+            api.metrics.discard(reason(&e));
+            let status = match e.kind() {
+                IngestKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+                IngestKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                IngestKind::InvalidArgument if pprof => StatusCode::UNPROCESSABLE_ENTITY,
+                IngestKind::InvalidArgument => StatusCode::BAD_REQUEST,
+            };
+            Err((status, e.to_string()))
         }
     }
-    Ok(())
 }

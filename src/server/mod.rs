@@ -1,9 +1,13 @@
 //! One port for everything: Connect unary, gRPC and gRPC-Web on the RPC paths (told apart by
 //! `Content-Type`), the legacy HTTP ingest, and the operational endpoints.
 
+pub mod accept;
 pub mod connect;
 pub mod ingest;
+pub mod limits;
 pub mod ops;
+pub mod otlp;
+pub mod render;
 pub mod services;
 pub mod tenant;
 
@@ -40,11 +44,16 @@ pub fn router(api: Api) -> Router {
         .route("/push.v1.PusherService/{method}", post(connect_push))
         .route("/querier.v1.QuerierService/{method}", post(connect_querier))
         .route("/ingest", post(ingest::ingest))
+        .route("/v1development/profiles", post(otlp::http_export))
         .route("/pyroscope/ingest", post(ingest::ingest))
         .route("/ready", axum::routing::get(ops::ready))
         .route("/ingester/flush", axum::routing::get(ops::flush).post(ops::flush))
         .route("/metrics", axum::routing::get(ops::metrics))
         .route("/api/v1/status/buildinfo", axum::routing::get(ops::buildinfo))
+        .route("/pyroscope/render", axum::routing::get(render::render))
+        .route("/pyroscope/render-diff", axum::routing::get(render::render_diff))
+        .route("/pyroscope/label-values", axum::routing::get(render::label_values))
+        .route("/api/v1/tenant_limits", axum::routing::get(limits::tenant_limits))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(api.clone());
 
@@ -56,7 +65,8 @@ pub fn router(api: Api) -> Router {
     let pusher = PusherServiceServer::new(api.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(GRPC_MAX_MESSAGE);
-    let grpc = tonic::service::Routes::new(querier).add_service(pusher).into_axum_router();
+    let otlp_profiles = otlp::profiles_server(api.clone());
+    let grpc = tonic::service::Routes::new(querier).add_service(pusher).add_service(otlp_profiles).into_axum_router();
     let grpc_web = grpc.clone().layer(tonic_web::GrpcWebLayer::new());
 
     let dispatch = Dispatch { http, grpc, grpc_web, metrics: api.metrics.clone() };
@@ -82,6 +92,17 @@ impl Service<Request<Body>> for Dispatch {
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
+        // Pyroscope's client-capability middleware runs on every route: a malformed `Accept`
+        // fails the request whatever it is.
+        let accept = req.headers().get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok());
+        if let Err(e) = accept::parse(accept) {
+            let resp = (
+                http::StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("Invalid header format: {e}\n"),
+            );
+            return Box::pin(async move { Ok(axum::response::IntoResponse::into_response(resp)) });
+        }
         let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let target = if ct.starts_with("application/grpc-web") {
             self.grpc_web.clone()
@@ -105,11 +126,27 @@ impl Service<Request<Body>> for Dispatch {
 
 /// A bounded route label: known paths as they are, everything else `other`.
 fn route_label(path: &str) -> String {
-    const KNOWN: &[&str] = &["/ingest", "/pyroscope/ingest", "/ready", "/metrics", "/api/v1/status/buildinfo"];
+    const KNOWN: &[&str] = &[
+        "/ingest",
+        "/pyroscope/ingest",
+        "/v1development/profiles",
+        "/pyroscope/render",
+        "/pyroscope/render-diff",
+        "/pyroscope/label-values",
+        "/ready",
+        "/metrics",
+        "/ingester/flush",
+        "/api/v1/status/buildinfo",
+        "/api/v1/tenant_limits",
+    ];
     if KNOWN.contains(&path) {
         return path.to_string();
     }
-    for prefix in ["/querier.v1.QuerierService/", "/push.v1.PusherService/"] {
+    for prefix in [
+        "/querier.v1.QuerierService/",
+        "/push.v1.PusherService/",
+        "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/",
+    ] {
         if let Some(m) = path.strip_prefix(prefix)
             && !m.is_empty()
             && m.len() < 40

@@ -37,16 +37,10 @@ fn header<'a>(md: &'a MetadataMap, name: &str) -> Option<&'a str> {
     md.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Whether the client declared `allow-utf8-labelnames=true` in an `Accept` media type.
+/// Whether the client declared `allow-utf8-labelnames=true` in an `Accept` media type (a
+/// malformed header never gets here: the dispatcher refuses it first).
 pub fn utf8_label_names(accept: Option<&str>) -> bool {
-    accept.is_some_and(|a| {
-        a.split(',').any(|media| {
-            media.split(';').skip(1).any(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                k.trim().eq_ignore_ascii_case("allow-utf8-labelnames") && v.trim().trim_matches('"') == "true"
-            })
-        })
-    })
+    super::accept::parse(accept).is_ok_and(|c| c.utf8_label_names)
 }
 
 impl Api {
@@ -164,9 +158,9 @@ impl QuerierService for Api {
 
     async fn select_merge_span_profile(
         &self,
-        _request: Request<q::SelectMergeSpanProfileRequest>,
+        request: Request<q::SelectMergeSpanProfileRequest>,
     ) -> Result<Response<q::SelectMergeSpanProfileResponse>, Status> {
-        Err(Status::unimplemented("SelectMergeSpanProfile is not supported yet"))
+        query!(self, request, select_merge_span_profile)
     }
 
     async fn select_merge_profile(
@@ -190,8 +184,8 @@ impl QuerierService for Api {
         Err(Status::unimplemented("SelectHeatmap is not supported yet"))
     }
 
-    async fn diff(&self, _request: Request<q::DiffRequest>) -> Result<Response<q::DiffResponse>, Status> {
-        Err(Status::unimplemented("Diff is not supported yet"))
+    async fn diff(&self, request: Request<q::DiffRequest>) -> Result<Response<q::DiffResponse>, Status> {
+        query!(self, request, diff)
     }
 
     async fn get_profile_stats(
@@ -203,9 +197,9 @@ impl QuerierService for Api {
 
     async fn analyze_query(
         &self,
-        _request: Request<q::AnalyzeQueryRequest>,
+        request: Request<q::AnalyzeQueryRequest>,
     ) -> Result<Response<q::AnalyzeQueryResponse>, Status> {
-        Err(Status::unimplemented("AnalyzeQuery is not supported yet"))
+        query!(self, request, analyze_query)
     }
 }
 

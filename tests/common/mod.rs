@@ -337,3 +337,48 @@ pub fn stacks_tree(stacks: &[(&[&str], i64)]) -> Tree {
     }
     t
 }
+
+/// The `__name__` `/ingest` files a pprof under (contract §2.1, written out here independently of
+/// the server): `wall` wins; else the first sample type whose display name says cpu / memory /
+/// mutex / block / goroutines; else the last sample type's name.
+pub fn ingest_name(types: &[String], config: Option<&serde_json::Value>) -> String {
+    let display = |t: &str| -> String {
+        match config {
+            Some(c) => c
+                .get(t)
+                .and_then(|e| e.get("display-name"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(t)
+                .to_string(),
+            None => match t {
+                "samples" => "cpu".into(),
+                "goroutine" => "goroutines".into(),
+                "contentions" => "mutex_count".into(),
+                "delay" => "mutex_duration".into(),
+                _ => t.into(),
+            },
+        }
+    };
+    if types.iter().any(|t| t == "wall") {
+        return "wall".into();
+    }
+    for t in types {
+        let d = display(t);
+        if d.contains("cpu") {
+            return "process_cpu".into();
+        }
+        if d.contains("alloc_") || d.contains("inuse_") || d == "space" || d == "objects" {
+            return "memory".into();
+        }
+        if d.contains("mutex_") {
+            return "mutex".into();
+        }
+        if d.contains("block_") {
+            return "block".into();
+        }
+        if d.contains("goroutines") {
+            return "goroutines".into();
+        }
+    }
+    types.last().cloned().unwrap_or_default()
+}

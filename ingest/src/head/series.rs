@@ -54,6 +54,13 @@ impl SeriesIndex {
         id
     }
 
+    /// Whether a series with exactly these labels exists (the active-series limit asks before
+    /// a profile creates new ones).
+    pub fn contains(&self, labels: &Labels) -> bool {
+        let Some(ids) = self.by_fingerprint.get(&labels.fingerprint()) else { return false };
+        ids.iter().any(|&id| self.series.get(id as usize).is_some_and(|e| *e.labels == *labels))
+    }
+
     pub fn len(&self) -> usize {
         self.series.len()
     }

@@ -15,9 +15,6 @@ pub enum LegacyError {
     /// The app-name suffix of a text upload is not a known profile type.
     #[error(transparent)]
     UnknownProfileType(#[from] UnknownProfileType),
-    /// A legacy format this server does not convert yet.
-    #[error("ingest format {0:?} is not supported yet")]
-    UnsupportedFormat(&'static str),
     /// The pprof is not gzip/protobuf, or expands beyond the profile size limit.
     #[error(transparent)]
     Pprof(#[from] PprofDecodeError),
@@ -39,6 +36,15 @@ pub enum LegacyError {
     /// Text formats must be UTF-8: frame names become pprof strings.
     #[error("profile text is not valid UTF-8: {0}")]
     InvalidUtf8(#[from] std::str::Utf8Error),
+    /// A `format=tree` / `format=trie` body that is malformed or expands too far.
+    #[error(transparent)]
+    BinaryTree(#[from] super::binary_tree::BinaryTreeError),
+    /// A `format=speedscope` body that is malformed or expands too far.
+    #[error(transparent)]
+    Speedscope(#[from] super::speedscope::SpeedscopeError),
+    /// A `format=jfr` upload that is malformed, lacks its `jfr` field or expands too far.
+    #[error(transparent)]
+    Jfr(#[from] super::jfr::JfrError),
 }
 
 impl LegacyError {
@@ -65,7 +71,6 @@ mod tests {
         assert_eq!(LegacyError::PrevProfile.http_status(), 422);
         assert!(LegacyError::PrevProfile.to_string().contains("update"));
         assert_eq!(LegacyError::MissingProfile.http_status(), 422);
-        assert_eq!(LegacyError::UnsupportedFormat("jfr").http_status(), 422);
         assert_eq!(LegacyError::from(PprofDecodeError::TooLarge { limit: 1 }).http_status(), 422);
         assert_eq!(LegacyError::from(MultipartError::Truncated).http_status(), 422);
     }

@@ -8,13 +8,16 @@
 //! and everything else is folded text.
 
 pub mod attime;
+pub mod binary_tree;
 mod error;
 pub mod folded;
+pub mod jfr;
 pub mod labelset;
 pub mod multipart;
 mod pprof_ingest;
 pub mod pprof_names;
 pub mod series_labels;
+pub mod speedscope;
 pub mod spy_fixes;
 pub mod suffix;
 pub mod synth;
@@ -195,10 +198,16 @@ pub fn convert(
         spy_name: params.spy_name().to_string(),
     };
     match Format::detect(params.format.as_deref(), content_type) {
-        Format::Trie => Err(LegacyError::UnsupportedFormat("trie")),
-        Format::Tree => Err(LegacyError::UnsupportedFormat("tree")),
-        Format::Jfr => Err(LegacyError::UnsupportedFormat("jfr")),
-        Format::Speedscope => Err(LegacyError::UnsupportedFormat("speedscope")),
+        Format::Trie => {
+            let stacks = binary_tree::decode_trie(body)?;
+            text_ingest::from_stacks(&name, &meta, stacks.iter().map(|(s, v)| (s.as_str(), *v)), body.len())
+        }
+        Format::Tree => {
+            let stacks = binary_tree::decode_tree(body)?;
+            text_ingest::from_stacks(&name, &meta, stacks.iter().map(|(s, v)| (s.as_str(), *v)), body.len())
+        }
+        Format::Jfr => jfr::convert(&name, &meta, content_type, body, limits),
+        Format::Speedscope => speedscope::convert(&name, &meta, body),
         Format::Lines => text_ingest::convert(&name, &meta, body, TextFormat::Lines),
         Format::Folded => text_ingest::convert(&name, &meta, body, TextFormat::Folded),
         Format::Pprof => pprof_ingest::from_raw_body(&name, &meta, body, limits),

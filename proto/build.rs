@@ -16,6 +16,8 @@ const FILES: &[&str] = &[
     "proto/opentelemetry/proto/resource/v1/resource.proto",
     "proto/opentelemetry/proto/profiles/v1development/profiles.proto",
     "proto/opentelemetry/proto/collector/profiles/v1development/profiles_service.proto",
+    "proto/settings/v1/setting.proto",
+    "proto/capabilities/v1/feature_flags.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,6 +43,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ".push.v1",
         ".querier.v1",
         ".opentelemetry.proto",
+        ".settings.v1",
+        ".capabilities.v1",
     ])?;
     Ok(())
 }

@@ -68,6 +68,10 @@ pub async fn build(cfg: &Config) -> Result<Api> {
         multitenancy: cfg.multitenancy_enabled,
         metrics,
         flusher: Some(flusher),
+        settings: Arc::new(
+            server::settings::SettingsStore::open(data.join("settings")).context("opening the settings store")?,
+        ),
+        config: Arc::new(cfg.clone()),
     })
 }
 

@@ -8,7 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use flamedb_ingest::validate::Limits;
 use flamedb_planner::QueryLimits;
-use serde::Deserialize;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Components `-target` can name. Only the monolith (`all`) runs in this build; the others
 /// arrive with the cluster.
@@ -169,7 +170,7 @@ impl Flags {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ServerConfig {
     pub http_listen_address: String,
@@ -189,7 +190,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct DbConfig {
     pub data_path: PathBuf,
@@ -211,7 +212,7 @@ impl Default for DbConfig {
 }
 
 /// The compactor's settings (today: retention).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct CompactorConfig {
     #[serde(with = "humantime_serde")]
@@ -228,9 +229,71 @@ pub struct LimitsConfig {
     pub query: QueryLimits,
 }
 
+/// What a secret shows as in a served configuration (dskit's `flagext.Secret`); an unset one
+/// stays empty so an operator can tell the two apart.
+pub const MASKED_SECRET: &str = "********";
+
+fn masked(secret: &str) -> &'static str {
+    if secret.is_empty() { "" } else { MASKED_SECRET }
+}
+
+impl Serialize for LimitsConfig {
+    /// One flat `limits` block, as it is read: the ingest limits, then the query limits.
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let ingest = match serde_json::to_value(&self.ingest).map_err(serde::ser::Error::custom)? {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        let q = &self.query;
+        let mut map = serializer.serialize_map(Some(ingest.len() + 4))?;
+        for (k, v) in &ingest {
+            map.serialize_entry(k, v)?;
+        }
+        map.serialize_entry("max_query_lookback", &humantime::format_duration(q.max_query_lookback).to_string())?;
+        map.serialize_entry("max_query_length", &humantime::format_duration(q.max_query_length).to_string())?;
+        map.serialize_entry("max_flamegraph_nodes_default", &q.max_flamegraph_nodes_default)?;
+        map.serialize_entry("max_flamegraph_nodes_max", &q.max_flamegraph_nodes_max)?;
+        map.end()
+    }
+}
+
+/// The `storage` block with its keys as read and every credential masked.
+fn serialize_storage<S: Serializer>(
+    c: &flamedb_storage::StorageConfig,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    let dir = c.filesystem.dir.as_ref().map(|d| d.display().to_string());
+    let v = serde_json::json!({
+        "backend": c.backend.name(),
+        "prefix": c.prefix,
+        "filesystem": { "dir": dir },
+        "s3": {
+            "bucket_name": c.s3.bucket_name,
+            "endpoint": c.s3.endpoint,
+            "region": c.s3.region,
+            "access_key_id": c.s3.access_key_id,
+            "secret_access_key": masked(&c.s3.secret_access_key),
+            "session_token": masked(&c.s3.session_token),
+            "insecure": c.s3.insecure,
+            "force_path_style": c.s3.force_path_style,
+        },
+        "gcs": {
+            "bucket_name": c.gcs.bucket_name,
+            "service_account": masked(&c.gcs.service_account),
+        },
+        "azure": {
+            "account_name": c.azure.account_name,
+            "account_key": masked(&c.azure.account_key),
+            "container_name": c.azure.container_name,
+            "endpoint_suffix": c.azure.endpoint_suffix,
+        },
+    });
+    v.serialize(serializer)
+}
+
 /// The runtime configuration file (dskit's `runtime_config` block): per-tenant overrides that
 /// are re-read while the process runs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RuntimeConfig {
     pub file: Option<PathBuf>,
@@ -244,8 +307,9 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+/// The whole configuration. Serialized (for `/api/v1/status/config`) in the layout it is read
+/// in, with every secret masked.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Config {
     pub target: String,
@@ -253,6 +317,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub pyroscopedb: DbConfig,
     pub limits: LimitsConfig,
+    #[serde(serialize_with = "serialize_storage")]
     pub storage: flamedb_storage::StorageConfig,
     pub compactor: CompactorConfig,
     pub runtime_config: RuntimeConfig,

@@ -384,3 +384,27 @@ async fn bad_inputs_are_400() {
     .await;
     assert_eq!(status, 501);
 }
+
+/// A function that appears under two different parents keeps both places in the tree. (A frame
+/// literally named `other` is different: Pyroscope folds it into the synthetic `other` leaf,
+/// children included, and so does flamedb; see `shown_children` in planner/src/encode.)
+#[tokio::test]
+async fn a_function_under_two_parents_keeps_both_places() {
+    let server = Server::start(&[]);
+    let client = reqwest::Client::new();
+    let stacks: &Stacks =
+        &[(&["main", "work", "a"], 10), (&["main", "work", "b"], 20), (&["main", "idle"], 5), (&["xother", "work"], 7)];
+    push(&client, &server.url, "two.parents", &build_pprof(("cpu", "nanoseconds"), stacks, now_nanos())).await;
+    let (status, body) = connect_proto(
+        &client,
+        &server.url,
+        "/querier.v1.QuerierService/SelectMergeStacktraces",
+        None,
+        &select("two.parents", None),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let fg = q::SelectMergeStacktracesResponse::decode(body).expect("response").flamegraph.expect("flamegraph");
+    let levels: Vec<Vec<i64>> = fg.levels.iter().map(|l| l.values.clone()).collect();
+    assert_eq!(flamegraph_tree(&fg.names, &levels), stacks_tree(stacks));
+}

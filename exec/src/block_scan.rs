@@ -81,6 +81,10 @@ pub fn block_scan(
             }
         }
     }
+    // Profile ids are read for the profile filter even when not projected.
+    if filter.profile_ids.is_some() && !file_cols.contains(&profiles_col::PROFILE_ID) {
+        file_cols.push(profiles_col::PROFILE_ID);
+    }
     let file_schema = profiles_file_schema();
     let ts = |v: i64| -> Arc<dyn PhysicalExpr> {
         Arc::new(Literal::new(ScalarValue::TimestampNanosecond(Some(v), Some(TIME_ZONE.into()))))
@@ -270,12 +274,22 @@ impl RowMapper {
     fn map(&self, b: &RecordBatch) -> Result<RecordBatch> {
         let series = self.col(b, profiles_col::SERIES_ID)?.as_primitive::<UInt32Type>();
         let time = self.col(b, profiles_col::TIME)?.as_primitive::<TimestampNanosecondType>();
-        let keep: arrow::array::BooleanArray = series
+        let mut keep: Vec<bool> = series
             .values()
             .iter()
             .zip(time.values())
-            .map(|(&s, &t)| Some(self.mask.get(s as usize).copied().unwrap_or(false) && t >= self.min && t <= self.max))
+            .map(|(&s, &t)| self.mask.get(s as usize).copied().unwrap_or(false) && t >= self.min && t <= self.max)
             .collect();
+        if self.filter.profile_ids.is_some() {
+            // Whole profile rows are dropped here, before their samples are unnested.
+            let Some(ids) = self.col(b, profiles_col::PROFILE_ID)?.as_string_opt::<i32>() else {
+                return internal_err!("block {} profile_id column is not a string column", self.block.meta.ulid);
+            };
+            for (i, k) in keep.iter_mut().enumerate() {
+                *k = *k && self.filter.keeps_profile(ids.is_valid(i).then(|| ids.value(i)));
+            }
+        }
+        let keep = arrow::array::BooleanArray::from(keep);
         let b = filter_record_batch(b, &keep)?;
         match self.table {
             HeadTable::Profiles => self.profiles(&b),

@@ -78,7 +78,12 @@ impl PhysicalExtensionCodec for FlamedbCodec {
                 ids.dedup();
                 ids
             }),
+            profile_ids: None,
         };
+        let mut filter = filter;
+        if let Some(p) = f.profile_id_filter {
+            filter.keep_profiles(&p.profile_ids);
+        }
         let projection = node.projection.map(|p| p.columns.into_iter().map(|c| c as usize).collect());
         let partitions = usize::try_from(node.partitions).unwrap_or(1);
         Ok(Arc::new(HeadScanExec::try_new(
@@ -127,6 +132,7 @@ impl PhysicalExtensionCodec for FlamedbCodec {
                 min_time_nanos: f.min_time_nanos,
                 max_time_nanos: f.max_time_nanos,
                 span_filter: f.span_ids.as_ref().map(|ids| pb::SpanFilter { span_ids: ids.clone() }),
+                profile_id_filter: f.profile_ids.as_ref().map(|ids| pb::ProfileIdFilter { profile_ids: ids.clone() }),
             }),
             limit: scan.limit().map(|l| l as u64),
             partitions: scan.partitions() as u64,
@@ -169,12 +175,14 @@ mod tests {
         let head = Arc::new(Head::new());
         let codec = FlamedbCodec::new(head.clone());
         let ctx = SessionContext::new().task_ctx();
-        for spans in [Some(vec![3u64, 0xfeed_beef_0000_0001]), None] {
+        for (spans, profiles) in [(Some(vec![3u64, 0xfeed_beef_0000_0001]), Some(vec!["p1".to_string()])), (None, None)]
+        {
             let filter = ScanFilter {
                 matchers: vec![Matcher::equal("service_name", "a")],
                 min_time_nanos: 10,
                 max_time_nanos: 20,
                 span_ids: spans.clone(),
+                profile_ids: profiles.clone(),
             };
             let scan = HeadScanExec::try_new(head.clone(), vec!["t".into()], HeadTable::Samples, None, filter, None, 2)
                 .unwrap();
@@ -183,6 +191,7 @@ mod tests {
             let back = codec.try_decode(&buf, &[], &ctx, &DefaultPhysicalProtoConverter {}).unwrap();
             let back = back.downcast_ref::<HeadScanExec>().unwrap();
             assert_eq!(back.filter().span_ids, spans);
+            assert_eq!(back.filter().profile_ids, profiles);
             assert_eq!(back.filter().matchers, vec![Matcher::equal("service_name", "a")]);
         }
     }

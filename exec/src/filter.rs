@@ -22,11 +22,22 @@ pub struct ScanFilter {
     /// (SelectMergeSpanProfile, `span_selector`) are pushed down here so the scans drop the other
     /// samples before they reach the flame-graph aggregate.
     pub span_ids: Option<Vec<u64>>,
+    /// Sorted, distinct, lowercase profile ids whose rows are kept (`None`: no profile filter).
+    /// `profile_id_selector` is set here by the planner (the samples table has no profile id
+    /// column): the head scan keeps the samples of the selected profile rows, and a block scan
+    /// drops the other profile rows before unnesting their samples.
+    pub profile_ids: Option<Vec<String>>,
 }
 
 impl Default for ScanFilter {
     fn default() -> Self {
-        Self { matchers: Vec::new(), min_time_nanos: i64::MIN, max_time_nanos: i64::MAX, span_ids: None }
+        Self {
+            matchers: Vec::new(),
+            min_time_nanos: i64::MIN,
+            max_time_nanos: i64::MAX,
+            span_ids: None,
+            profile_ids: None,
+        }
     }
 }
 
@@ -126,6 +137,32 @@ impl ScanFilter {
             Some(old) => ids.into_iter().filter(|id| old.binary_search(id).is_ok()).collect(),
             None => ids,
         });
+    }
+
+    /// Narrows the profile filter to `ids` (compared lowercase; an intersection when one is
+    /// already set).
+    pub fn keep_profiles(&mut self, ids: &[String]) {
+        let mut ids: Vec<String> = ids.iter().map(|s| s.to_ascii_lowercase()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.profile_ids = Some(match self.profile_ids.take() {
+            Some(old) => ids.into_iter().filter(|id| old.binary_search(id).is_ok()).collect(),
+            None => ids,
+        });
+    }
+
+    /// Whether a row of the profile with id `id` (`None`: the profile has no id) passes.
+    pub fn keeps_profile(&self, id: Option<&str>) -> bool {
+        match &self.profile_ids {
+            None => true,
+            Some(ids) => id.is_some_and(|id| {
+                if id.bytes().any(|b| b.is_ascii_uppercase()) {
+                    ids.binary_search(&id.to_ascii_lowercase()).is_ok()
+                } else {
+                    ids.binary_search_by(|p| p.as_str().cmp(id)).is_ok()
+                }
+            }),
+        }
     }
 
     /// Whether a sample with span `span` (`None`: recorded outside any span) passes the filter.
@@ -306,6 +343,18 @@ mod tests {
         assert_eq!(f.span_ids, Some(vec![7]), "a second span filter intersects");
         assert!(!ScanFilter::understands(&col(c::SPAN_ID).in_list(vec![lit(1u64)], true)), "NOT IN is not pushed");
         assert!(!ScanFilter::understands(&col(c::VALUE).in_list(vec![lit(1i64)], false)));
+    }
+
+    #[test]
+    fn profile_filter() {
+        let mut f = ScanFilter::default();
+        assert!(f.keeps_profile(None) && f.keeps_profile(Some("x")), "no profile filter keeps everything");
+        f.keep_profiles(&["B".into(), "a".into(), "b".into()]);
+        assert_eq!(f.profile_ids, Some(vec!["a".to_string(), "b".to_string()]));
+        assert!(f.keeps_profile(Some("A")) && f.keeps_profile(Some("b")));
+        assert!(!f.keeps_profile(Some("c")) && !f.keeps_profile(None));
+        f.keep_profiles(&["b".into(), "c".into()]);
+        assert_eq!(f.profile_ids, Some(vec!["b".to_string()]), "a second profile filter intersects");
     }
 
     #[test]

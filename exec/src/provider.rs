@@ -27,6 +27,9 @@ pub struct HeadTableProvider {
     dataset: Dataset,
     tenants: Vec<String>,
     table: HeadTable,
+    /// Conditions the planner sets directly rather than as filter expressions (a profile id
+    /// filter: the samples table has no profile id column to express it on).
+    base: ScanFilter,
 }
 
 impl HeadTableProvider {
@@ -38,7 +41,13 @@ impl HeadTableProvider {
     /// A table over the head and the blocks of `dataset`: the scan is the union of one head
     /// scan and one Parquet scan per block that can hold selected rows.
     pub fn over(dataset: Dataset, tenants: Vec<String>, table: HeadTable) -> Self {
-        Self { dataset, tenants, table }
+        Self { dataset, tenants, table, base: ScanFilter::default() }
+    }
+
+    /// The same table with every scan narrowed by `base` besides the pushed-down filters.
+    pub fn with_filter(mut self, base: ScanFilter) -> Self {
+        self.base = base;
+        self
     }
 }
 
@@ -59,7 +68,7 @@ impl TableProvider for HeadTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut filter = ScanFilter::default();
+        let mut filter = self.base.clone();
         for e in filters {
             filter.add(e);
         }

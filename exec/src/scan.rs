@@ -16,11 +16,11 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
-use flamedb_ingest::head::columns::{Chunk, sample_col};
+use flamedb_ingest::head::columns::{Chunk, profile_col, sample_col};
 use flamedb_ingest::head::{Head, TenantHead};
 use flamedb_ingest::model::Labels;
 use futures::stream;
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use roaring::RoaringBitmap;
 
 use crate::filter::ScanFilter;
@@ -132,7 +132,19 @@ impl HeadScanExec {
             if selected.is_empty() {
                 continue;
             }
-            let ctx = Arc::new(TenantScan::new(t, selected));
+            let profiles = match (&self.filter.profile_ids, self.table) {
+                (Some(_), HeadTable::Samples) => {
+                    let keys = selected_profiles(&t, &self.filter, &selected);
+                    if keys.is_empty() {
+                        continue;
+                    }
+                    Some(keys)
+                }
+                _ => None,
+            };
+            let mut ctx = TenantScan::new(t, selected);
+            ctx.profiles = profiles;
+            let ctx = Arc::new(ctx);
             out.extend(
                 mine.into_iter()
                     .filter(|c| !c.series.is_disjoint(&ctx.selected))
@@ -149,15 +161,46 @@ struct TenantScan {
     selected: RoaringBitmap,
     /// `mask[series_id]`: whether the series is selected (dense, for row filtering).
     mask: Vec<bool>,
+    /// With a profile id filter on the samples table: the (series, time) of the selected
+    /// profiles, which is how a head sample row names its profile.
+    profiles: Option<HashSet<(u32, i64)>>,
 }
 
 impl TenantScan {
     fn new(head: Arc<TenantHead>, selected: RoaringBitmap) -> Self {
         let mask = series_mask(&selected);
-        Self { head, selected, mask }
+        Self { head, selected, mask, profiles: None }
     }
 }
 
+/// The (series, time) keys of the head profile rows of selected series in the time range whose
+/// profile id passes the filter.
+fn selected_profiles(t: &TenantHead, filter: &ScanFilter, selected: &RoaringBitmap) -> HashSet<(u32, i64)> {
+    let (min, max) = (filter.min_time_nanos, filter.max_time_nanos);
+    let mut out = HashSet::new();
+    for chunk in t.profile_chunks() {
+        if !chunk.overlaps(min, max) || chunk.series.is_disjoint(selected) {
+            continue;
+        }
+        let b = &chunk.batch;
+        let series = b.column(profile_col::SERIES_ID).as_primitive::<UInt32Type>();
+        let time = b.column(profile_col::TIME).as_primitive::<TimestampNanosecondType>();
+        let Some(ids) = b.columns().get(profile_col::PROFILE_ID).and_then(|c| c.as_string_opt::<i32>()) else {
+            continue;
+        };
+        for i in 0..b.num_rows() {
+            let (s, t) = (series.value(i), time.value(i));
+            if t >= min
+                && t <= max
+                && selected.contains(s)
+                && filter.keeps_profile(ids.is_valid(i).then(|| ids.value(i)))
+            {
+                out.insert((s, t));
+            }
+        }
+    }
+    out
+}
 /// `mask[series_id]`: whether the series is in `selected` (dense, for filtering rows).
 pub(crate) fn series_mask(selected: &RoaringBitmap) -> Vec<bool> {
     let mut mask = vec![false; selected.max().map_or(0, |m| m as usize + 1)];
@@ -185,6 +228,9 @@ impl DisplayAs for HeadScanExec {
         if let Some(spans) = &self.filter.span_ids {
             let ids: Vec<String> = spans.iter().map(|s| format!("{s:016x}")).collect();
             write!(f, ", spans=[{}]", ids.join(", "))?;
+        }
+        if let Some(ids) = &self.filter.profile_ids {
+            write!(f, ", profile_ids=[{}]", ids.join(", "))?;
         }
         if let Some(p) = &self.projection {
             write!(f, ", projection={p:?}")?;
@@ -297,7 +343,17 @@ fn scan_chunk(
     let batch = &w.chunk.batch;
     let all_series = w.chunk.series.is_subset(&w.tenant.selected);
     let all_time = w.chunk.min_time_nanos >= min && w.chunk.max_time_nanos <= max;
-    let batch = if all_series && all_time && !spans {
+    // Profile rows carry their id; sample rows name their profile by (series, time).
+    let profile_ids = match w.tenant.profiles.as_ref() {
+        Some(keys) => Some(ProfileKeep::Samples(keys)),
+        None if filter.profile_ids.is_some() => batch
+            .columns()
+            .get(profile_col::PROFILE_ID)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .map(ProfileKeep::Profiles),
+        None => None,
+    };
+    let batch = if all_series && all_time && !spans && profile_ids.is_none() {
         batch.clone()
     } else {
         let series = batch.column(0).as_primitive::<UInt32Type>();
@@ -318,6 +374,19 @@ fn scan_chunk(
                 *k = *k && filter.keeps_span(span.is_valid(i).then(|| span.value(i)));
             }
         }
+        match profile_ids {
+            Some(ProfileKeep::Samples(keys)) => {
+                for (i, k) in keep.iter_mut().enumerate() {
+                    *k = *k && keys.contains(&(series.value(i), time.value(i)));
+                }
+            }
+            Some(ProfileKeep::Profiles(ids)) => {
+                for (i, k) in keep.iter_mut().enumerate() {
+                    *k = *k && filter.keeps_profile(ids.is_valid(i).then(|| ids.value(i)));
+                }
+            }
+            None => {}
+        }
         filter_record_batch(batch, &BooleanArray::from(keep))?
     };
     if batch.num_rows() == 0 {
@@ -334,6 +403,14 @@ fn scan_chunk(
     }
     let opts = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     Ok(Some(RecordBatch::try_new_with_options(schema.clone(), columns, &opts)?))
+}
+
+/// How a chunk's rows are matched against a profile id filter.
+enum ProfileKeep<'a> {
+    /// Sample rows: by the (series, time) of the selected profiles.
+    Samples(&'a HashSet<(u32, i64)>),
+    /// Profile rows: by their own `profile_id` column.
+    Profiles(&'a arrow::array::StringArray),
 }
 
 /// The `labels` map of every row, from the series index (looked up once per distinct series).

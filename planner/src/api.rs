@@ -18,7 +18,7 @@ use crate::encode;
 use crate::error::{QueryError, Result};
 use crate::limits::{QueryLimits, TimeRange};
 use crate::query::{Engine, Selection};
-use crate::spans::span_selection;
+use crate::spans::sample_selection;
 
 /// Who asks: the tenants whose data the request may read, and whether the client can handle
 /// label names outside `[a-zA-Z_][a-zA-Z0-9_]*`.
@@ -220,10 +220,23 @@ impl Querier {
         call_site: &[t::Location],
         cut: usize,
     ) -> Result<FunctionTree> {
+        self.selected_merged_tree(sel, spans, None, call_site, cut).await
+    }
+
+    /// [`Querier::span_merged_tree`] of the samples of the profiles with one of `profiles`' ids
+    /// (`None` = every profile).
+    pub(crate) async fn selected_merged_tree(
+        &self,
+        sel: &Selection,
+        spans: Option<&[u64]>,
+        profiles: Option<&[String]>,
+        call_site: &[t::Location],
+        cut: usize,
+    ) -> Result<FunctionTree> {
         if call_site.is_empty() {
-            return self.engine.span_flamegraph_tree(sel, spans, cut).await;
+            return self.engine.selected_flamegraph_tree(sel, spans, profiles, cut).await;
         }
-        let tree = self.engine.span_flamegraph_tree(sel, spans, 0).await?;
+        let tree = self.engine.selected_flamegraph_tree(sel, spans, profiles, 0).await?;
         let names: Vec<&str> = call_site.iter().map(|l| l.name.as_str()).collect();
         let filtered = crate::call_site::filter(&tree, &names);
         Ok(if cut > 0 { filtered.truncate(cut) } else { filtered })
@@ -236,7 +249,7 @@ impl Querier {
     ) -> Result<q::SelectMergeStacktracesResponse> {
         let max_nodes = self.limits.max_nodes(req.max_nodes)?;
         let sel = self.selection(ctx, &req.profile_type_id, &req.label_selector, req.start, req.end)?;
-        let spans = span_selection(&req.profile_id_selector, &req.span_selector, &req.trace_id_selector)?;
+        let (spans, profiles) = sample_selection(&req.profile_id_selector, &req.span_selector, &req.trace_id_selector)?;
         let call_site = req.stack_trace_selector.as_ref().map_or(&[][..], |s| &s.call_site[..]);
         let format = q::ProfileFormat::try_from(req.format).unwrap_or(q::ProfileFormat::Unspecified);
         // DOT is drawn from a source tree of max(512, max_nodes) nodes (Pyroscope's rule), so
@@ -246,7 +259,7 @@ impl Querier {
             _ => max_nodes,
         };
         let tree = match &sel {
-            Some(sel) => self.span_merged_tree(sel, spans.as_deref(), call_site, cut).await?,
+            Some(sel) => self.selected_merged_tree(sel, spans.as_deref(), profiles.as_deref(), call_site, cut).await?,
             None => FunctionTree::new(),
         };
         // The tree is cut to the validated limit; the encoding then uses the raw request value
@@ -293,14 +306,14 @@ impl Querier {
             _ => 0,
         };
         let sel = self.selection(ctx, &req.profile_type_id, &req.label_selector, req.start, req.end)?;
-        let spans = span_selection(&req.profile_id_selector, &[], &req.trace_id_selector)?;
+        let (spans, profiles) = sample_selection(&req.profile_id_selector, &[], &req.trace_id_selector)?;
         if req.stack_trace_selector.as_ref().is_some_and(|s| s.go_pgo.is_some()) {
             return Err(QueryError::unimplemented("the Go PGO stack trace selector is not supported yet"));
         }
         let call_site = req.stack_trace_selector.as_ref().map_or(&[][..], |s| &s.call_site[..]);
         let pt = parse_profile_type(&req.profile_type_id)?;
         let tree = match &sel {
-            Some(sel) => self.span_merged_tree(sel, spans.as_deref(), call_site, cut).await?,
+            Some(sel) => self.selected_merged_tree(sel, spans.as_deref(), profiles.as_deref(), call_site, cut).await?,
             None => return Ok(Profile::default()),
         };
         Ok(self.pprof(&tree, &pt, req.start, req.end))
@@ -315,15 +328,17 @@ impl Querier {
             return Err(QueryError::invalid(format!("invalid step {}: it must be at least 0.001 seconds", req.step)));
         }
         let sel = self.selection(ctx, &req.profile_type_id, &req.label_selector, req.start, req.end)?;
-        if req.stack_trace_selector.is_some() {
-            return Err(QueryError::unimplemented("stack trace selectors on SelectSeries are not supported yet"));
+        if req.stack_trace_selector.as_ref().is_some_and(|s| s.go_pgo.is_some()) {
+            return Err(QueryError::unimplemented("the Go PGO stack trace selector is not supported yet"));
         }
+        let call_site: Vec<String> =
+            req.stack_trace_selector.iter().flat_map(|s| s.call_site.iter().map(|l| l.name.clone())).collect();
         let Some(sel) = sel else {
             return Ok(q::SelectSeriesResponse::default());
         };
         let average = req.aggregation == Some(t::TimeSeriesAggregationType::Average as i32);
         let step_ms = ((req.step * 1000.0).round() as i64).max(1);
-        let cells = self.engine.series_cells(&sel, step_ms, &req.group_by).await?;
+        let cells = self.engine.call_site_series_cells(&sel, step_ms, &req.group_by, &call_site).await?;
 
         // A series without a group-by label has no pair for it (its value reads as "").
         let mut groups: BTreeMap<GroupKey, BTreeMap<i64, (i64, i64)>> = BTreeMap::new();

@@ -16,7 +16,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{cast, col, lit};
 use flamedb_exec::schema::col as c;
 use flamedb_exec::tree::FunctionTree;
-use flamedb_exec::{Dataset, FlameGraphUdaf, HeadTable, HeadTableProvider, filter};
+use flamedb_exec::{Dataset, FlameGraphUdaf, HeadTable, HeadTableProvider, ScanFilter, filter};
 use flamedb_ingest::head::Head;
 use flamedb_ingest::model::{Matcher, ProfileType, labels};
 
@@ -90,7 +90,13 @@ impl Engine {
     }
 
     fn scan(&self, tenants: &[String], table: HeadTable) -> Result<LogicalPlanBuilder> {
-        let provider = Arc::new(HeadTableProvider::over(self.dataset.clone(), tenants.to_vec(), table));
+        self.scan_with(tenants, table, ScanFilter::default())
+    }
+
+    /// A scan whose every leaf also applies `base` (conditions without a column to express them).
+    fn scan_with(&self, tenants: &[String], table: HeadTable, base: ScanFilter) -> Result<LogicalPlanBuilder> {
+        let provider =
+            Arc::new(HeadTableProvider::over(self.dataset.clone(), tenants.to_vec(), table).with_filter(base));
         Ok(LogicalPlanBuilder::scan(table.name(), provider_as_source(provider), None)?)
     }
 
@@ -108,13 +114,31 @@ impl Engine {
         spans: Option<&[u64]>,
         max_nodes: usize,
     ) -> Result<LogicalPlan> {
+        self.selected_flamegraph_plan(sel, spans, None, max_nodes)
+    }
+
+    /// [`Engine::span_flamegraph_plan`] of the samples of the profiles with one of `profiles`'
+    /// ids (`None` = every profile). The samples table has no profile id column, so the ids go
+    /// to the scans as a base [`ScanFilter`]: the head scan keeps the samples of the matching
+    /// profile rows, and block scans drop the other profile rows before unnesting samples.
+    pub fn selected_flamegraph_plan(
+        &self,
+        sel: &Selection,
+        spans: Option<&[u64]>,
+        profiles: Option<&[String]>,
+        max_nodes: usize,
+    ) -> Result<LogicalPlan> {
         let udaf = FlameGraphUdaf::udaf(self.dataset.head.clone());
         let agg = udaf.call(vec![col(c::PARTITION), col(c::STACKTRACE_ID), col(c::VALUE), lit(max_nodes as i64)]);
         let mut conjuncts = sel.filter_exprs();
         conjuncts.extend(spans.map(filter::span_expr));
         let predicate = conjunction(conjuncts).ok_or_else(|| QueryError::internal("empty filter"))?;
+        let mut base = ScanFilter::default();
+        if let Some(ids) = profiles {
+            base.keep_profiles(ids);
+        }
         Ok(self
-            .scan(&sel.tenants, HeadTable::Samples)?
+            .scan_with(&sel.tenants, HeadTable::Samples, base)?
             .filter(predicate)?
             .aggregate(Vec::<Expr>::new(), vec![agg.alias("tree")])?
             .build()?)
@@ -137,7 +161,19 @@ impl Engine {
         spans: Option<&[u64]>,
         max_nodes: usize,
     ) -> Result<FunctionTree> {
-        let plan = self.span_flamegraph_plan(sel, spans, max_nodes)?;
+        self.selected_flamegraph_tree(sel, spans, None, max_nodes).await
+    }
+
+    /// [`Engine::span_flamegraph_tree`] of the samples of the profiles with one of `profiles`'
+    /// ids (`None` = every profile).
+    pub async fn selected_flamegraph_tree(
+        &self,
+        sel: &Selection,
+        spans: Option<&[u64]>,
+        profiles: Option<&[String]>,
+        max_nodes: usize,
+    ) -> Result<FunctionTree> {
+        let plan = self.selected_flamegraph_plan(sel, spans, profiles, max_nodes)?;
         let physical = self.physical_plan(&plan).await?;
         let batches = collect(physical, self.state.task_ctx()).await?;
         let mut tree = FunctionTree::new();
@@ -178,9 +214,62 @@ impl Engine {
             .build()?)
     }
 
+    /// The logical plan of a time-series select restricted to the samples whose stack starts
+    /// (root first) with `call_site`: the `samples` table filtered by `call_site_match`, summed
+    /// per profile (tenant, series, time), then aggregated per group and bucket like
+    /// [`Engine::series_plan`] aggregates profile totals (a profile without a matching sample
+    /// is not counted). An empty call site is [`Engine::series_plan`] itself.
+    pub fn call_site_series_plan(
+        &self,
+        sel: &Selection,
+        step_ms: i64,
+        group_by: &[String],
+        call_site: &[String],
+    ) -> Result<LogicalPlan> {
+        if call_site.is_empty() {
+            return self.series_plan(sel, step_ms, group_by);
+        }
+        let start = sel.range.start_ms;
+        let step = step_ms.max(1);
+        let t_ms = cast(col(c::TIME), DataType::Int64) / lit(1_000_000i64);
+        let bucket = lit(start) + ((t_ms - lit(start) + lit(step - 1)) / lit(step)) * lit(step);
+        let udf = crate::call_site::CallSiteUdf::udf(self.dataset.head.clone(), call_site.to_vec());
+        let mut conjuncts = sel.filter_exprs();
+        conjuncts.push(udf.call(vec![col(c::PARTITION), col(c::STACKTRACE_ID)]));
+        let predicate = conjunction(conjuncts).ok_or_else(|| QueryError::internal("empty filter"))?;
+        let label = flamedb_exec::udf::label_udf();
+        let groups: Vec<String> = (0..group_by.len()).map(|i| format!("g{i}")).collect();
+        let mut profile_keys: Vec<Expr> = group_by
+            .iter()
+            .zip(&groups)
+            .map(|(g, name)| label.call(vec![col(c::LABELS), lit(g.as_str())]).alias(name))
+            .collect();
+        profile_keys.push(bucket.alias("ts"));
+        profile_keys.extend([col(c::TENANT), col(c::SERIES_ID), col(c::TIME)]);
+        let mut keys: Vec<Expr> = groups.iter().map(|g| col(g.as_str())).collect();
+        keys.push(col("ts"));
+        Ok(self
+            .scan(&sel.tenants, HeadTable::Samples)?
+            .filter(predicate)?
+            .aggregate(profile_keys, vec![sum(col(c::VALUE)).alias("v")])?
+            .aggregate(keys, vec![sum(col("v")).alias("sum"), count(col("v")).alias("count")])?
+            .build()?)
+    }
+
     /// Runs [`Engine::series_plan`].
     pub async fn series_cells(&self, sel: &Selection, step_ms: i64, group_by: &[String]) -> Result<Vec<SeriesCell>> {
-        let plan = self.series_plan(sel, step_ms, group_by)?;
+        self.call_site_series_cells(sel, step_ms, group_by, &[]).await
+    }
+
+    /// Runs [`Engine::call_site_series_plan`].
+    pub async fn call_site_series_cells(
+        &self,
+        sel: &Selection,
+        step_ms: i64,
+        group_by: &[String],
+        call_site: &[String],
+    ) -> Result<Vec<SeriesCell>> {
+        let plan = self.call_site_series_plan(sel, step_ms, group_by, call_site)?;
         let physical = self.physical_plan(&plan).await?;
         let batches = collect(physical, self.state.task_ctx()).await?;
         let g = group_by.len();
@@ -268,5 +357,46 @@ mod tests {
         assert!(none.is_empty());
         let all = engine.flamegraph_tree(&sel, 0).await.unwrap();
         assert_eq!(all.total(), 35, "no span filter keeps samples outside spans");
+    }
+}
+
+#[cfg(test)]
+mod call_site_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn call_site_series_sum_the_matching_samples() {
+        let head = Arc::new(Head::new());
+        let now: i64 = 1_800_000_000_000_000_000;
+        let stacks: &[(&[&str], i64)] =
+            &[(&["main", "a", "x"], 10), (&["main", "a"], 1), (&["main", "b", "a"], 20), (&["a", "main"], 5)];
+        let p = flamedb_ingest::testing::cpu_pprof(stacks, now - 1_000_000_000);
+        let d = flamedb_ingest::distributor::Distributor::new(
+            head.clone(),
+            Arc::new(flamedb_ingest::validate::Limits::default()),
+        );
+        let labels = vec![("__name__".to_string(), "process_cpu".to_string()), ("service_name".into(), "a".into())];
+        d.ingest_profile("t", &labels, p, 0, None, now).unwrap();
+        let sel = Selection {
+            tenants: vec!["t".into()],
+            profile_type: ProfileType::parse("process_cpu:cpu:nanoseconds:cpu:nanoseconds").unwrap(),
+            matchers: vec![],
+            range: TimeRange { start_ms: now / 1_000_000 - 60_000, end_ms: now / 1_000_000 },
+        };
+        let engine = Engine::new(head, 2);
+        let sums = |cells: Vec<SeriesCell>| cells.iter().map(|c| (c.sum, c.count)).collect::<Vec<_>>();
+        for (call_site, want) in [
+            (&["main", "a"][..], vec![(11, 1)]),
+            (&["main"][..], vec![(31, 1)]),
+            (&["a"][..], vec![(5, 1)]),
+            (&["main", "a", "x", "y"][..], vec![]),
+            (&["b"][..], vec![]),
+        ] {
+            let names: Vec<String> = call_site.iter().map(|s| s.to_string()).collect();
+            let cells = engine.call_site_series_cells(&sel, 60_000, &[], &names).await.unwrap();
+            assert_eq!(sums(cells), want, "{call_site:?}");
+        }
+        let all = engine.call_site_series_cells(&sel, 60_000, &[], &[]).await.unwrap();
+        assert_eq!(sums(all), vec![(36, 1)], "no call site: the profile totals");
     }
 }

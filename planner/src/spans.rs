@@ -29,8 +29,8 @@ pub fn parse_span_ids(spans: &[String]) -> Result<Vec<u64>> {
 }
 
 /// The span filter of a select (`None` when no span selector is given) after checking the
-/// selectors this build cannot answer: `profile_id_selector` (profile ids are stored per
-/// profile, not per sample, so filtering samples by them needs a join not built yet) and
+/// selectors it cannot answer: `profile_id_selector` (answered by [`sample_selection`] for the
+/// selects that pass profile ids on to the scans; the others, such as Diff, still refuse it) and
 /// `trace_id_selector` (v2 only; the contract's v1 answer is unimplemented). Spans and traces
 /// together are refused as Pyroscope does.
 pub(crate) fn span_selection(profile_ids: &[String], spans: &[String], traces: &[String]) -> Result<Option<Vec<u64>>> {
@@ -47,6 +47,18 @@ pub(crate) fn span_selection(profile_ids: &[String], spans: &[String], traces: &
         return Ok(None);
     }
     parse_span_ids(spans).map(Some)
+}
+
+/// Span and profile filters of a select (each `None` when not given).
+pub(crate) type SampleFilters = (Option<Vec<u64>>, Option<Vec<String>>);
+
+/// [`span_selection`] for the selects that answer `profile_id_selector` (SelectMergeStacktraces
+/// and SelectMergeProfile): the ids are passed through as given (the scans compare them
+/// lowercase, as UUIDs are written); an empty selector means no profile filter.
+pub(crate) fn sample_selection(profile_ids: &[String], spans: &[String], traces: &[String]) -> Result<SampleFilters> {
+    let spans = span_selection(&[], spans, traces)?;
+    let profiles = (!profile_ids.is_empty()).then(|| profile_ids.to_vec());
+    Ok((spans, profiles))
 }
 
 impl Querier {
@@ -108,5 +120,7 @@ mod tests {
             crate::ErrorKind::InvalidArgument
         );
         assert_eq!(span_selection(&["p".into()], &[], &[]).unwrap_err().kind, crate::ErrorKind::Unimplemented);
+        let (s, p) = sample_selection(&["p".into()], &[], &[]).unwrap();
+        assert_eq!((s, p), (None, Some(vec!["p".to_string()])));
     }
 }

@@ -76,6 +76,23 @@ pub mod opentelemetry {
     }
 }
 
+/// Per-tenant key/value settings (`settings.v1.SettingsService`), where Grafana Profiles
+/// Drilldown keeps its preferences.
+pub mod settings {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/settings.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/settings.v1.serde.rs"));
+    }
+}
+
+/// The feature flags a server announces (`capabilities.v1.FeatureFlagsService`).
+pub mod capabilities {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/capabilities.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/capabilities.v1.serde.rs"));
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every message above (for reflection and tests).
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 

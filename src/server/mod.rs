@@ -9,6 +9,8 @@ pub mod ops;
 pub mod otlp;
 pub mod render;
 pub mod services;
+pub mod settings;
+pub mod status;
 pub mod tenant;
 
 use std::convert::Infallible;
@@ -23,8 +25,10 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::Response;
 use axum::routing::post;
 use bytes::Bytes;
+use flamedb_proto::capabilities::v1::feature_flags_service_server::{FeatureFlagsService, FeatureFlagsServiceServer};
 use flamedb_proto::push::v1::pusher_service_server::{PusherService, PusherServiceServer};
 use flamedb_proto::querier::v1::querier_service_server::{QuerierService, QuerierServiceServer};
+use flamedb_proto::settings::v1::settings_service_server::{SettingsService, SettingsServiceServer};
 use futures::future::BoxFuture;
 use http::{HeaderMap, Request, header};
 use tonic::codec::CompressionEncoding;
@@ -43,6 +47,8 @@ pub fn router(api: Api) -> Router {
     let http = Router::new()
         .route("/push.v1.PusherService/{method}", post(connect_push))
         .route("/querier.v1.QuerierService/{method}", post(connect_querier))
+        .route("/settings.v1.SettingsService/{method}", post(connect_settings))
+        .route("/capabilities.v1.FeatureFlagsService/{method}", post(connect_feature_flags))
         .route("/ingest", post(ingest::ingest))
         .route("/v1development/profiles", post(otlp::http_export))
         .route("/pyroscope/ingest", post(ingest::ingest))
@@ -54,6 +60,10 @@ pub fn router(api: Api) -> Router {
         .route("/pyroscope/render-diff", axum::routing::get(render::render_diff))
         .route("/pyroscope/label-values", axum::routing::get(render::label_values))
         .route("/api/v1/tenant_limits", axum::routing::get(limits::tenant_limits))
+        .route("/api/v1/status/config", axum::routing::get(status::config))
+        .route("/api/v1/status/config/default", axum::routing::get(status::config_default))
+        .route("/api/v1/status/config/diff", axum::routing::get(status::config_diff))
+        .route("/runtime_config", axum::routing::get(status::runtime_config))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(api.clone());
 
@@ -66,7 +76,14 @@ pub fn router(api: Api) -> Router {
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(GRPC_MAX_MESSAGE);
     let otlp_profiles = otlp::profiles_server(api.clone());
-    let grpc = tonic::service::Routes::new(querier).add_service(pusher).add_service(otlp_profiles).into_axum_router();
+    let settings_svc = SettingsServiceServer::new(api.clone());
+    let feature_flags = FeatureFlagsServiceServer::new(api.clone());
+    let grpc = tonic::service::Routes::new(querier)
+        .add_service(pusher)
+        .add_service(otlp_profiles)
+        .add_service(settings_svc)
+        .add_service(feature_flags)
+        .into_axum_router();
     let grpc_web = grpc.clone().layer(tonic_web::GrpcWebLayer::new());
 
     let dispatch = Dispatch { http, grpc, grpc_web, metrics: api.metrics.clone() };
@@ -138,6 +155,10 @@ fn route_label(path: &str) -> String {
         "/ingester/flush",
         "/api/v1/status/buildinfo",
         "/api/v1/tenant_limits",
+        "/api/v1/status/config",
+        "/api/v1/status/config/default",
+        "/api/v1/status/config/diff",
+        "/runtime_config",
     ];
     if KNOWN.contains(&path) {
         return path.to_string();
@@ -146,6 +167,8 @@ fn route_label(path: &str) -> String {
         "/querier.v1.QuerierService/",
         "/push.v1.PusherService/",
         "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/",
+        "/settings.v1.SettingsService/",
+        "/capabilities.v1.FeatureFlagsService/",
     ] {
         if let Some(m) = path.strip_prefix(prefix)
             && !m.is_empty()
@@ -159,15 +182,21 @@ fn route_label(path: &str) -> String {
 }
 
 async fn connect_push(State(api): State<Api>, Path(method): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    let limit = api.distributor.limits().body_limit_bytes();
-    let body = match read(body, limit).await {
-        Ok(b) => b,
+    let (body, limit) = match read_request(&api, body).await {
+        Ok(read) => read,
         Err(r) => return r,
     };
     match method.as_str() {
         "Push" => connect::unary(headers, body, limit, |r| async move { PusherService::push(&api, r).await }).await,
         _ => not_found(),
     }
+}
+
+/// Reads a Connect request body under the default tenant's body limit (the contract's Push
+/// read limit), returning the body and the limit that also caps its decompression.
+async fn read_request(api: &Api, body: Body) -> Result<(Bytes, usize), Response> {
+    let limit = api.distributor.limits().body_limit_bytes();
+    Ok((read(body, limit).await?, limit))
 }
 
 async fn read(body: Body, limit: usize) -> Result<Bytes, Response> {
@@ -186,9 +215,8 @@ async fn connect_querier(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let limit = api.distributor.limits().body_limit_bytes();
-    let body = match read(body, limit).await {
-        Ok(b) => b,
+    let (body, limit) = match read_request(&api, body).await {
+        Ok(read) => read,
         Err(r) => return r,
     };
     let a = &api;
@@ -205,6 +233,44 @@ async fn connect_querier(
         "Diff" => connect::unary(headers, body, limit, |r| a.diff(r)).await,
         "GetProfileStats" => connect::unary(headers, body, limit, |r| a.get_profile_stats(r)).await,
         "AnalyzeQuery" => connect::unary(headers, body, limit, |r| a.analyze_query(r)).await,
+        _ => not_found(),
+    }
+}
+
+async fn connect_settings(
+    State(api): State<Api>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (body, limit) = match read_request(&api, body).await {
+        Ok(read) => read,
+        Err(r) => return r,
+    };
+    let a = &api;
+    match method.as_str() {
+        "Get" => connect::unary(headers, body, limit, |r| SettingsService::get(a, r)).await,
+        "Set" => connect::unary(headers, body, limit, |r| SettingsService::set(a, r)).await,
+        "Delete" => connect::unary(headers, body, limit, |r| SettingsService::delete(a, r)).await,
+        _ => not_found(),
+    }
+}
+
+async fn connect_feature_flags(
+    State(api): State<Api>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (body, limit) = match read_request(&api, body).await {
+        Ok(read) => read,
+        Err(r) => return r,
+    };
+    let a = &api;
+    match method.as_str() {
+        "GetFeatureFlags" => {
+            connect::unary(headers, body, limit, |r| FeatureFlagsService::get_feature_flags(a, r)).await
+        }
         _ => not_found(),
     }
 }

@@ -27,6 +27,10 @@ pub struct Api {
     pub metrics: Arc<Metrics>,
     /// Moves the head into the bucket (`None` for a head-only process).
     pub flusher: Option<flamedb_storage::flush::Flusher>,
+    /// Per-tenant settings of `settings.v1.SettingsService`.
+    pub settings: Arc<super::settings::SettingsStore>,
+    /// The configuration the process runs with, for `/api/v1/status/config`.
+    pub config: Arc<crate::config::Config>,
 }
 
 pub fn now_nanos() -> i64 {

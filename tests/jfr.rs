@@ -147,24 +147,6 @@ mod count {
     }
 }
 
-fn form(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "----javaAgentBoundary42";
-    let mut body = Vec::new();
-    for (name, data) in parts {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\
-                 Content-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 async fn ingest(client: &reqwest::Client, server: &Server, name: &str, ct: &str, body: Vec<u8>) -> (u16, String) {
     let until = now_nanos() / 1_000_000_000;
     let from = until - 10;
@@ -223,7 +205,7 @@ async fn java_agent_upload_is_queryable() {
 
     let server = Server::start(&[]);
     let client = reqwest::Client::new();
-    let (ct, body) = form(&[("jfr", &gz)]);
+    let (ct, body) = multipart_form(&[("jfr", &gz)]);
     let (status, text) = ingest(&client, &server, "kafka{env=e2e}", &ct, body).await;
     assert_eq!(status, 200, "{text}");
 
@@ -245,7 +227,7 @@ async fn context_labels_become_queryable_series() {
     let client = reqwest::Client::new();
     // The recording un-gzip'd and the labels gzip'd: both shapes are accepted.
     let raw = gunzip(&gz);
-    let (ct, body) = form(&[("jfr", &raw), ("labels", &labels)]);
+    let (ct, body) = multipart_form(&[("jfr", &raw), ("labels", &labels)]);
     let (status, text) = ingest(&client, &server, "dumpapp", &ct, body).await;
     assert_eq!(status, 200, "{text}");
     assert!(profile_types(&client, &server).await.contains(CPU));
@@ -265,13 +247,13 @@ async fn malformed_uploads_are_422() {
     let err: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(err["message"].as_str().unwrap().contains("JFR"), "{text}");
 
-    let (ct, body) = form(&[("labels", b"\x00\x00")]);
+    let (ct, body) = multipart_form(&[("labels", b"\x00\x00")]);
     let (status, text) = ingest(&client, &server, "app", &ct, body).await;
     assert_eq!((status, text.contains("jfr field is required")), (422, true), "{text}");
 
     if let Some(gz) = fixture("cortex-dev-01__kafka-0__cpu__0.jfr.gz") {
         let raw = gunzip(&gz);
-        let (ct, body) = form(&[("jfr", &raw[..raw.len() / 2])]);
+        let (ct, body) = multipart_form(&[("jfr", &raw[..raw.len() / 2])]);
         let (status, text) = ingest(&client, &server, "app", &ct, body).await;
         assert_eq!(status, 422, "{text}");
     }

@@ -311,16 +311,6 @@ fn gzip_zeros(len: usize) -> Vec<u8> {
     e.finish().expect("gzip")
 }
 
-fn multipart(name: &str, content: &[u8]) -> (String, Vec<u8>) {
-    let boundary = "flamedb-limits-7c2a";
-    let mut body =
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\r\n")
-            .into_bytes();
-    body.extend_from_slice(content);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 #[tokio::test]
 async fn gzip_bombs_are_refused() {
     let server = Server::start(&[]);
@@ -341,7 +331,7 @@ async fn gzip_bombs_are_refused() {
         // /ingest pprof body and multipart part: the pprof path answers 422.
         let r = ingest(&c, &url, None, "name=svc&format=pprof", &[], bomb.clone()).await;
         assert_eq!(r.0, 422, "{what} pprof body: {}", r.1);
-        let (ct, body) = multipart("profile", bomb);
+        let (ct, body) = multipart_form(&[("profile", bomb)]);
         let r = ingest(&c, &url, None, "name=svc", &[("Content-Type", &ct)], body).await;
         assert_eq!(r.0, 422, "{what} multipart part: {}", r.1);
     }

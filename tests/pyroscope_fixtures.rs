@@ -284,25 +284,6 @@ fn tenant_of(file: &str, path: &str) -> String {
     format!("{path}-{short}")
 }
 
-/// A `multipart/form-data` body of file parts.
-fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "flamedb-conformance-7f3a9c";
-    let mut body = Vec::new();
-    for (name, content) in parts {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\
-                 Content-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(content);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 async fn post(client: &reqwest::Client, url: String, tenant: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
     let resp = client
         .post(url)
@@ -611,7 +592,7 @@ async fn run_pprof_case(client: &reqwest::Client, url: &str, dir: &Path, case: &
     if let Some(b) = &config_bytes {
         parts.push(("sample_type_config", b));
     }
-    let (ct, body) = multipart(&parts);
+    let (ct, body) = multipart_form(&parts);
     let mut q = vec![("name", "fixture".to_string())];
     if let Some(spy) = case.spy {
         q.push(("spyName", spy.to_string()));
@@ -710,7 +691,7 @@ async fn pprof_fixtures_through_ingest_and_push() {
 
     // A `prev_profile` part (old Go SDKs' cumulative delta) is refused with 422.
     let raw = std::fs::read(dir.join("og__convert__testdata__cpu.pprof")).expect("fixture");
-    let (ct, body) = multipart(&[("profile", &raw), ("prev_profile", &raw)]);
+    let (ct, body) = multipart_form(&[("profile", &raw), ("prev_profile", &raw)]);
     let tenant = "ingest-prev_profile";
     let (st, text) = post(&client, format!("{}/ingest?name=fixture", server.url), tenant, &ct, body).await;
     if st != 422 {
@@ -738,7 +719,7 @@ async fn jfr_fixtures_through_ingest() {
         if let Some(l) = &labels {
             parts.push(("labels", l));
         }
-        let (ct, body) = multipart(&parts);
+        let (ct, body) = multipart_form(&parts);
         let (st, text) =
             post(&client, format!("{url}/ingest?name=fixture&spyName=javaspy&format=jfr"), &tenant, &ct, body).await;
         if st != 200 {

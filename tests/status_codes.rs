@@ -396,29 +396,13 @@ async fn push_rejections() {
     report(run(&client, &server.url, cases).await);
 }
 
-/// A `multipart/form-data` body of file parts.
-fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "flamedb-status-5d1e";
-    let mut body = Vec::new();
-    for (name, content) in parts {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend_from_slice(content);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 #[tokio::test]
 async fn ingest_rejections() {
     let server = Server::start(&[]);
     let client = reqwest::Client::new();
     let pprof = gzip(&build_pprof(("cpu", "nanoseconds"), &[(&["main", "work"], 10)], now_nanos()).encode_to_vec());
     let form = |parts: &[(&str, &[u8])], what: &str, query: &str, status: u16| {
-        let (ct, body) = multipart(parts);
+        let (ct, body) = multipart_form(parts);
         Case::new(what, "POST", format!("/ingest?{query}"), status).header("Content-Type", ct).body(body)
     };
     let cases = vec![

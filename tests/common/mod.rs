@@ -382,3 +382,23 @@ pub fn ingest_name(types: &[String], config: Option<&serde_json::Value>) -> Stri
     }
     types.last().cloned().unwrap_or_default()
 }
+
+/// A `multipart/form-data` body of file parts (as the Go, Node and Java agents send them), and
+/// its Content-Type.
+pub fn multipart_form(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "flamedb-test-7f3a9c";
+    let mut body = Vec::new();
+    for (name, content) in parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}

@@ -216,7 +216,7 @@ impl Scan {
         let t0 = Instant::now();
         let open = rt
             .block_on(open_block(store.as_ref(), TENANT, block.meta.clone(), |(name, syms)| {
-                head.register_partition(name, syms)
+                head.register_partition(TENANT, name, syms)
             }))
             .expect("open block");
         let open_ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -64,6 +64,7 @@ pub async fn build(cfg: &Config) -> Result<Api> {
     let flusher = Flusher::new(distributor.clone(), store, blocks);
     Ok(Api {
         distributor,
+        sql: flamedb_planner::sql::SqlEngine::new(engine.clone(), cfg.sql.limits()),
         querier: Querier::new(engine, cfg.limits.query.clone()),
         multitenancy: cfg.multitenancy_enabled,
         metrics,

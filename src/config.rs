@@ -152,6 +152,14 @@ pub struct Flags {
     /// Most flame-graph nodes a query may ask for (default 1048576; 0 = unlimited).
     #[arg(long = "querier.max-flamegraph-nodes-max", value_name = "N")]
     pub max_flamegraph_nodes_max: Option<i64>,
+
+    /// Memory one SQL query (HTTP, Flight SQL, export) may reserve, in bytes (default 1 GiB).
+    #[arg(long = "sql.max-memory-bytes", value_name = "BYTES")]
+    pub sql_max_memory_bytes: Option<u64>,
+
+    /// Longest a SQL query or export may run (default 60s).
+    #[arg(long = "sql.timeout", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub sql_timeout: Option<std::time::Duration>,
 }
 
 impl Flags {
@@ -217,6 +225,31 @@ impl Default for DbConfig {
 pub struct CompactorConfig {
     #[serde(with = "humantime_serde")]
     pub blocks_retention_period: std::time::Duration,
+}
+
+/// The limits of SQL queries (`POST /api/v1/sql`, Flight SQL, Flight export).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SqlConfig {
+    pub max_memory_bytes: u64,
+    #[serde(with = "humantime_serde")]
+    pub timeout: std::time::Duration,
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        let d = flamedb_planner::sql::SqlLimits::default();
+        Self { max_memory_bytes: d.max_memory_bytes as u64, timeout: d.timeout }
+    }
+}
+
+impl SqlConfig {
+    pub fn limits(&self) -> flamedb_planner::sql::SqlLimits {
+        flamedb_planner::sql::SqlLimits {
+            max_memory_bytes: usize::try_from(self.max_memory_bytes).unwrap_or(usize::MAX),
+            timeout: self.timeout,
+        }
+    }
 }
 
 /// Per-tenant limits: ingest and query limits share Pyroscope's one `limits` block.
@@ -321,6 +354,7 @@ pub struct Config {
     pub storage: flamedb_storage::StorageConfig,
     pub compactor: CompactorConfig,
     pub runtime_config: RuntimeConfig,
+    pub sql: SqlConfig,
 }
 
 impl Default for Config {
@@ -334,6 +368,7 @@ impl Default for Config {
             storage: flamedb_storage::StorageConfig::default(),
             compactor: CompactorConfig::default(),
             runtime_config: RuntimeConfig::default(),
+            sql: SqlConfig::default(),
         }
     }
 }
@@ -444,6 +479,12 @@ impl Config {
         }
         if let Some(v) = f.max_flamegraph_nodes_max {
             l.query.max_flamegraph_nodes_max = v;
+        }
+        if let Some(v) = f.sql_max_memory_bytes {
+            self.sql.max_memory_bytes = v;
+        }
+        if let Some(v) = f.sql_timeout {
+            self.sql.timeout = v;
         }
     }
 

@@ -1,8 +1,10 @@
 //! The `flamedb` binary: parses flags and config, starts the components `-target` names (the
-//! monolith by default) and serves every protocol on one port.
+//! monolith by default) and serves every protocol on one port. `flamedb export ...` is a client
+//! command instead: it pulls samples over Arrow Flight into a Parquet file (see `export`).
 
 mod app;
 mod config;
+mod export;
 mod metrics;
 mod server;
 
@@ -22,6 +24,9 @@ fn init_logging(cfg: &Config) {
 }
 
 fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("export") {
+        return export::main(std::env::args().skip(2));
+    }
     let flags = Flags::parse_go_style(std::env::args());
     let cfg = Config::load(&flags)?;
     init_logging(&cfg);

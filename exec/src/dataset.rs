@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::execution::object_store::ObjectStoreUrl;
+use flamedb_ingest::head::symbols::SymbolPartition;
 use flamedb_ingest::head::{Head, TenantHead};
 use flamedb_storage::BlockSet;
 use flamedb_storage::block::OpenBlock;
@@ -44,5 +45,26 @@ impl Dataset {
     /// The tenant's heads and blocks, consistent with concurrent flushes.
     pub fn snapshot(&self, tenant: &str) -> TenantSnapshot {
         self.head.snapshot(tenant, |heads| TenantSnapshot { heads, blocks: self.blocks.blocks(tenant) })
+    }
+}
+
+/// The symbols of some tenants only. Partition keys are process-wide and SQL lets a user pass any
+/// number where a key is expected (`stack(42, 7)`), so functions bound into a tenant's SQL session
+/// resolve through this, and a key of another tenant's partition resolves to nothing.
+#[derive(Debug, Clone)]
+pub struct TenantSymbols {
+    head: Arc<Head>,
+    tenants: Vec<String>,
+}
+
+impl TenantSymbols {
+    pub fn new(head: Arc<Head>, tenants: Vec<String>) -> Self {
+        Self { head, tenants }
+    }
+}
+
+impl crate::SymbolSource for TenantSymbols {
+    fn partition(&self, key: u64) -> Option<Arc<SymbolPartition>> {
+        self.head.tenant_partition(&self.tenants, key)
     }
 }

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod query;
 pub mod session;
 pub mod spans;
+pub mod sql;
 
 pub use api::{Querier, RequestContext};
 pub use error::{ErrorKind, QueryError};

@@ -10,6 +10,7 @@ pub mod otlp;
 pub mod render;
 pub mod services;
 pub mod settings;
+pub mod sql;
 pub mod status;
 pub mod tenant;
 
@@ -64,6 +65,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/status/config/default", axum::routing::get(status::config_default))
         .route("/api/v1/status/config/diff", axum::routing::get(status::config_diff))
         .route("/runtime_config", axum::routing::get(status::runtime_config))
+        .route("/api/v1/sql", post(sql::query))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(api.clone());
 
@@ -78,11 +80,17 @@ pub fn router(api: Api) -> Router {
     let otlp_profiles = otlp::profiles_server(api.clone());
     let settings_svc = SettingsServiceServer::new(api.clone());
     let feature_flags = FeatureFlagsServiceServer::new(api.clone());
+    // Flight SQL and the Flight export, with each call's tenant read by this server's rule.
+    let multitenancy = api.multitenancy;
+    let flight_tenants: flamedb_flight::TenantResolver =
+        Arc::new(move |h: Option<&str>| tenant::read_tenants(h, multitenancy).map_err(Status::from));
+    let flight = flamedb_flight::FlamedbFlight::new(api.sql.clone(), flight_tenants).into_server(GRPC_MAX_MESSAGE);
     let grpc = tonic::service::Routes::new(querier)
         .add_service(pusher)
         .add_service(otlp_profiles)
         .add_service(settings_svc)
         .add_service(feature_flags)
+        .add_service(flight)
         .into_axum_router();
     let grpc_web = grpc.clone().layer(tonic_web::GrpcWebLayer::new());
 
@@ -159,6 +167,7 @@ fn route_label(path: &str) -> String {
         "/api/v1/status/config/default",
         "/api/v1/status/config/diff",
         "/runtime_config",
+        "/api/v1/sql",
     ];
     if KNOWN.contains(&path) {
         return path.to_string();
@@ -169,6 +178,7 @@ fn route_label(path: &str) -> String {
         "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/",
         "/settings.v1.SettingsService/",
         "/capabilities.v1.FeatureFlagsService/",
+        "/arrow.flight.protocol.FlightService/",
     ] {
         if let Some(m) = path.strip_prefix(prefix)
             && !m.is_empty()

@@ -23,6 +23,8 @@ use crate::metrics::Metrics;
 pub struct Api {
     pub distributor: Distributor,
     pub querier: Querier,
+    /// SQL over the same data (`POST /api/v1/sql`, Flight SQL, Flight export).
+    pub sql: flamedb_planner::sql::SqlEngine,
     pub multitenancy: bool,
     pub metrics: Arc<Metrics>,
     /// Moves the head into the bucket (`None` for a head-only process).

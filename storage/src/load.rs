@@ -65,7 +65,7 @@ async fn open_checked(
 ) -> Result<crate::block::OpenBlock, BlockError> {
     let mut registered = Vec::new();
     let opened = open_block(store.as_ref(), tenant, meta, |(name, symbols)| {
-        let p = head.register_partition(name, symbols);
+        let p = head.register_partition(tenant, name, symbols);
         registered.push(p.key);
         p
     })

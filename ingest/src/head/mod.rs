@@ -90,9 +90,9 @@ impl Head {
 
     /// Registers a symbols partition (a new one of the head, or one read from storage) under a
     /// fresh process-wide key.
-    pub fn register_partition(&self, name: String, symbols: Symbols) -> Arc<SymbolPartition> {
+    pub fn register_partition(&self, tenant: &str, name: String, symbols: Symbols) -> Arc<SymbolPartition> {
         let key = self.next_partition.fetch_add(1, Ordering::Relaxed) + 1;
-        let part = Arc::new(SymbolPartition::new(key, name, symbols));
+        let part = Arc::new(SymbolPartition::new(key, tenant.to_string(), name, symbols));
         self.partitions.write().insert(key, part.clone());
         part
     }
@@ -115,11 +115,16 @@ impl Head {
         self.partitions.read().get(&key).cloned()
     }
 
+    /// The partition `key` names if it holds one of `tenants`' symbols.
+    pub fn tenant_partition(&self, tenants: &[String], key: u64) -> Option<Arc<SymbolPartition>> {
+        self.partition(key).filter(|p| tenants.iter().any(|t| *t == p.tenant))
+    }
+
     /// Stores a normalized profile for a tenant.
     pub fn append(&self, tenant: &str, p: &NormalizedProfile) -> AppendStats {
         let t = self.tenant_or_create(tenant);
         let partition =
-            t.partition_or_create(&p.partition, || self.register_partition(p.partition.clone(), Symbols::default()));
+            t.partition_or_create(&p.partition, || self.register_partition(tenant, p.partition.clone(), Symbols::default()));
         let stack_ids = {
             let mut symbols = partition.symbols.write();
             insert_stacks(&mut symbols, p)

@@ -289,13 +289,16 @@ fn dedup<T: Copy + Eq + Hash>(store: &mut Vec<T>, index: &mut HashMap<T, u32>, v
 #[derive(Debug)]
 pub struct SymbolPartition {
     pub key: u64,
+    /// The tenant whose profiles the symbols came from: keys are process-wide, so a reader bound
+    /// to one tenant checks this before resolving a key it was handed (SQL lets users pass any).
+    pub tenant: String,
     pub name: String,
     pub symbols: RwLock<Symbols>,
 }
 
 impl SymbolPartition {
-    pub fn new(key: u64, name: String, symbols: Symbols) -> Self {
-        Self { key, name, symbols: RwLock::new(symbols) }
+    pub fn new(key: u64, tenant: String, name: String, symbols: Symbols) -> Self {
+        Self { key, tenant, name, symbols: RwLock::new(symbols) }
     }
 }
 

@@ -169,15 +169,7 @@ async fn diff_cuts_to_max_nodes_on_either_side() {
 fn span_pprof(samples: &[(&[&str], i64, Option<&str>)]) -> Profile {
     let stacks: Vec<(&[&str], i64)> = samples.iter().map(|(f, v, _)| (*f, *v)).collect();
     let mut p = build_pprof(("cpu", "nanoseconds"), &stacks, now_nanos());
-    let mut intern = |s: &str| -> i64 {
-        match p.string_table.iter().position(|x| x == s) {
-            Some(i) => i as i64,
-            None => {
-                p.string_table.push(s.to_string());
-                p.string_table.len() as i64 - 1
-            }
-        }
-    };
+    let mut intern = |s: &str| intern_string(&mut p, s);
     let labels: Vec<Option<Label>> = samples
         .iter()
         .map(|(_, _, span)| span.map(|s| Label { key: intern("span_id"), str: intern(s), ..Default::default() }))

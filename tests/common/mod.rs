@@ -254,6 +254,17 @@ pub fn build_pprof(sample_type: (&str, &str), stacks: &[(&[&str], i64)], time_na
 }
 
 /// A Push request of one series holding one profile.
+/// The index of `s` in the profile's string table, appending it when absent.
+pub fn intern_string(p: &mut Profile, s: &str) -> i64 {
+    match p.string_table.iter().position(|x| x == s) {
+        Some(i) => i as i64,
+        None => {
+            p.string_table.push(s.to_string());
+            p.string_table.len() as i64 - 1
+        }
+    }
+}
+
 pub fn push_request(labels: &[(&str, &str)], p: &Profile) -> flamedb_proto::push::v1::PushRequest {
     use flamedb_proto::push::v1::{PushRequest, RawProfileSeries, RawSample};
     use flamedb_proto::types::v1::LabelPair;

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use flamedb_proto::google::v1::{Label, ValueType};
 
-use super::{Server, build_pprof, connect_proto, push_request};
+use super::{Server, build_pprof, connect_proto, intern_string, push_request};
 
 /// The CPU profile type of the dataset.
 pub const CPU: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
@@ -170,15 +170,7 @@ impl DataProfile {
             frames.iter().zip(&self.samples).map(|(f, s)| (f.as_slice(), s.value)).collect();
         let mut p = build_pprof(sample_type, &stacks, self.time_nanos);
         p.duration_nanos = self.duration_nanos;
-        let mut intern = |s: &str| -> i64 {
-            match p.string_table.iter().position(|x| x == s) {
-                Some(i) => i as i64,
-                None => {
-                    p.string_table.push(s.to_string());
-                    p.string_table.len() as i64 - 1
-                }
-            }
-        };
+        let mut intern = |s: &str| intern_string(&mut p, s);
         let period = ValueType { r#type: intern(period_type), unit: intern(sample_type.1) };
         let span_key = intern("span_id");
         let span_labels: Vec<Option<Label>> = self

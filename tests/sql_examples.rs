@@ -384,3 +384,37 @@ async fn documented_errors() {
         assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "{sql}: {err}");
     }
 }
+
+/// The per-query limits, set by flag: a query over the memory limit answers 422, one past the
+/// timeout 504, and the server goes on answering.
+#[tokio::test]
+async fn limits_answer_422_and_504() {
+    let client = reqwest::Client::new();
+    let cases: [(&str, &str, u16, &str, &str); 2] = [
+        (
+            "-sql.max-memory-bytes=262144",
+            "SELECT v % 1000000 AS k, count(*) FROM generate_series(1, 2000000) t(v) GROUP BY 1",
+            422,
+            "resource_exhausted",
+            "memory",
+        ),
+        (
+            "-sql.timeout=500ms",
+            "SELECT sum(v) FROM generate_series(1, 100000000000) t(v)",
+            504,
+            "deadline_exceeded",
+            "-sql.timeout",
+        ),
+    ];
+    for (flag, sql, status, code, mention) in cases {
+        let server = Server::start(&[flag]);
+        let started = std::time::Instant::now();
+        let (s, _, body) = sql_http(&client, &server.url, None, JSON, sql).await;
+        let err: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert_eq!((s, err["code"].as_str()), (status, Some(code)), "{flag} {sql}: {err}");
+        assert!(err["message"].as_str().is_some_and(|m| m.contains(mention)), "{sql}: {err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{sql} took {:?}", started.elapsed());
+        let (s, _, body) = sql_http(&client, &server.url, None, JSON, "SELECT 40 + 2 AS answer").await;
+        assert_eq!((s, serde_json::from_slice::<Value>(&body).unwrap()), (200, serde_json::json!([{"answer": 42}])));
+    }
+}

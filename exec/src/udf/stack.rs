@@ -503,6 +503,46 @@ mod tests {
         assert!(folded(&flame).keys().any(|k| k.contains("0xabc")));
     }
 
+    /// `stack_leaf`/`stack_root` equal `leaf`/`root` of `stack()` row by row: on pushed head
+    /// stacks, hand-made inlined and address-only frames, and unknown, refused, NULL and empty keys.
+    #[test]
+    fn fused_ends_equal_the_ends_of_the_stacks() {
+        use crate::udf::frames::{End, resolve_ends};
+        let head = Arc::new(Head::new());
+        head_with(&head, "t", "api", &[(&["a", "b"], 1), (&["a", "c", "d"], 2), (&["q"], 3)]);
+        head_with(&head, "t", "db", &[(&["x"], 4), (&["y", "z", "w"], 5)]);
+        let (part, ids) = hand_made(&head, "t");
+        let (mut p, mut s, _) = sample_rows(&head, "t");
+        let mut pv: Vec<Option<u64>> = p.iter().collect();
+        let mut sv: Vec<Option<u32>> = s.iter().collect();
+        for &id in &ids {
+            pv.push(Some(part.key));
+            sv.push(Some(id));
+        }
+        // Repeats, NULLs, an unknown partition, an id past the partition and the empty stack.
+        pv.extend([pv[0], None, Some(part.key), Some(999), Some(part.key), Some(part.key), pv[3]]);
+        sv.extend([sv[0], Some(ids[0]), None, Some(ids[0]), Some(1_000_000), Some(0), sv[3]]);
+        (p, s) = (UInt64Array::from(pv), UInt32Array::from(sv));
+        let stacks = rows(&resolve_stacks(head.as_ref(), &p, &s).unwrap());
+        let leaf = resolve_ends(head.as_ref(), &p, &s, End::Leaf).unwrap();
+        let root = resolve_ends(head.as_ref(), &p, &s, End::Root).unwrap();
+        let got = |a: &ArrayRef| -> Vec<Option<String>> {
+            a.as_string::<i32>().iter().map(|x| x.map(String::from)).collect()
+        };
+        let want_leaf: Vec<Option<String>> =
+            stacks.iter().map(|r| r.as_ref().and_then(|f| f.last().cloned())).collect();
+        let want_root: Vec<Option<String>> =
+            stacks.iter().map(|r| r.as_ref().and_then(|f| f.first().cloned())).collect();
+        assert_eq!(got(&leaf), want_leaf);
+        assert_eq!(got(&root), want_root);
+        // Independent of stack(): the hand-made stacks' ends written out.
+        let n = 5;
+        let sm = |x: &str| Some(x.to_string());
+        assert_eq!(got(&leaf)[n..n + 4], [sm("leaf"), sm("0xbeef"), sm("main"), sm("inner")]);
+        assert_eq!(got(&root)[n..n + 4], [sm("main"), sm("main"), sm("main"), sm("0xbeef")]);
+        assert_eq!(want_leaf.iter().filter(|x| x.is_none()).count(), 5, "NULL, NULL, unknown, past the end, empty");
+    }
+
     #[test]
     fn scalar_arguments_give_a_scalar() {
         let head = Arc::new(Head::new());

@@ -7,6 +7,7 @@
 mod catalog;
 mod error;
 mod export;
+mod fuse;
 mod guard;
 
 use std::num::NonZeroUsize;
@@ -100,6 +101,11 @@ impl SqlEngine {
         for f in udf::frames_udfs().into_iter().chain(udf::tree_udfs()) {
             ctx.register_udf(f.as_ref().clone());
         }
+        let (stack_leaf, stack_root) =
+            (udf::frames::stack_leaf_udf(symbols.clone()), udf::frames::stack_root_udf(symbols.clone()));
+        ctx.register_udf(stack_leaf.as_ref().clone());
+        ctx.register_udf(stack_root.as_ref().clone());
+        ctx.add_optimizer_rule(Arc::new(fuse::FuseStackEnds::new(stack_leaf, stack_root)));
         ctx.register_udaf(FlameGraphUdaf::udaf(symbols).as_ref().clone());
         for (name, view) in catalog::views(self.engine.dataset(), tenants, stack).map_err(SqlError::from_datafusion)? {
             ctx.register_table(name, view).map_err(SqlError::from_datafusion)?;

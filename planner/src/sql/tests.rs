@@ -222,3 +222,107 @@ async fn export_selects_resolved_samples() {
     let bad = ExportRequest { label_selector: "{service_name=".into(), ..req };
     assert_eq!(e.export(&["a".to_string()], &bad).await.unwrap_err().kind, SqlErrorKind::Invalid);
 }
+
+/// Stacks with several roots and leaves, a leaf that is also a root, and repeated leaves.
+const FUSE: Stacks = &[
+    (&["main", "work", "hash"], 30),
+    (&["main", "work"], 5),
+    (&["main", "idle"], 10),
+    (&["start", "loop", "hash"], 11),
+    (&["hash"], 2),
+    (&["start", "work"], 3),
+    (&["gc", "mark", "scan", "scan"], 17),
+];
+
+const CPU: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+
+fn fuse_engine() -> SqlEngine {
+    let head = Arc::new(Head::new());
+    let d = Distributor::new(head.clone(), Arc::new(Limits::default()));
+    let p = flamedb_ingest::testing::cpu_pprof(FUSE, NOW - 1_000_000_000);
+    let labels = vec![("__name__".to_string(), "process_cpu".to_string()), ("service_name".into(), "api".into())];
+    d.ingest_profile("a", &labels, p, 0, None, NOW).unwrap();
+    SqlEngine::new(Engine::new(head, 2), SqlLimits::default())
+}
+
+/// The physical plan of `sql`, as EXPLAIN shows it.
+async fn physical_plan(e: &SqlEngine, sql: &str) -> String {
+    let plan = rows(e, "a", &format!("EXPLAIN {sql}")).await.unwrap();
+    plan.iter().filter(|r| r[0] == "physical_plan").map(|r| r[1].clone()).collect()
+}
+
+/// (frame, summed value) by the leaf (`last`) or root of the pushed stacks, largest first.
+fn by_end(last: bool) -> Vec<Vec<String>> {
+    let mut sums = std::collections::BTreeMap::<&str, i64>::new();
+    for (frames, v) in FUSE {
+        let f = if last { frames.last() } else { frames.first() };
+        *sums.entry(f.unwrap()).or_default() += v;
+    }
+    let mut out: Vec<(&str, i64)> = sums.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    out.into_iter().map(|(f, v)| vec![f.to_string(), v.to_string()]).collect()
+}
+
+#[tokio::test]
+async fn leaf_and_root_of_the_view_stack_skip_building_it() {
+    let e = fuse_engine();
+    for (function, last) in [("leaf", true), ("root", false)] {
+        let sql = format!(
+            "SELECT {function}(stack) AS f, sum(value) AS v FROM samples WHERE profile_type = '{CPU}' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
+        );
+        let plan = physical_plan(&e, &sql).await;
+        assert!(plan.contains(&format!("stack_{function}(")), "{plan}");
+        assert!(!plan.contains("stack("), "no stack list is built: {plan}");
+        let fused = rows(&e, "a", &sql).await.unwrap();
+        assert_eq!(fused, by_end(last), "{function}");
+        // The same through a subquery the rule does not look through (a sort and limit between).
+        let unfused_sql = format!(
+            "SELECT {function}(s) AS f, sum(value) AS v FROM (SELECT stack AS s, value FROM samples ORDER BY 1 NULLS LAST LIMIT 1000000) GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
+        );
+        assert!(physical_plan(&e, &unfused_sql).await.contains("stack("), "the comparison really is unfused");
+        assert_eq!(rows(&e, "a", &unfused_sql).await.unwrap(), fused, "{function}");
+    }
+}
+
+#[tokio::test]
+async fn fused_ends_in_projections_filters_and_next_to_the_stack() {
+    let e = fuse_engine();
+    // A projection of both ends per row.
+    let sql = "SELECT leaf(stack), root(stack), value FROM samples ORDER BY 3";
+    let plan = physical_plan(&e, sql).await;
+    assert!(plan.contains("stack_leaf(") && plan.contains("stack_root(") && !plan.contains("stack("), "{plan}");
+    let mut want: Vec<Vec<String>> = FUSE
+        .iter()
+        .map(|(f, v)| vec![f.last().unwrap().to_string(), f.first().unwrap().to_string(), v.to_string()])
+        .collect();
+    want.sort_by_key(|r| r[2].parse::<i64>().unwrap());
+    assert_eq!(rows(&e, "a", sql).await.unwrap(), want);
+    // A filter on the leaf.
+    let sql = "SELECT sum(value) FROM samples WHERE leaf(stack) = 'hash'";
+    let plan = physical_plan(&e, sql).await;
+    assert!(!plan.contains("stack("), "{plan}");
+    assert_eq!(rows(&e, "a", sql).await.unwrap(), vec![vec!["43".to_string()]]);
+    // The stack itself and its leaf in one query: the stack stays, the leaf agrees with it.
+    let got = rows(&e, "a", "SELECT array_to_string(stack, ';'), leaf(stack), root(stack) FROM samples ORDER BY 1")
+        .await
+        .unwrap();
+    let mut want: Vec<Vec<String>> = FUSE
+        .iter()
+        .map(|(f, _)| vec![f.join(";"), f.last().unwrap().to_string(), f.first().unwrap().to_string()])
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    // Written out over the raw ids, and with the stack in the group keys too.
+    let got = rows(
+        &e,
+        "a",
+        "SELECT leaf(stack(partition, stacktrace_id)) AS l, sum(value) FROM samples GROUP BY 1 ORDER BY 2 DESC, 1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(got, by_end(true));
+    let got = rows(&e, "a", "SELECT count(*) FROM (SELECT stack, leaf(stack), sum(value) FROM samples GROUP BY 1, 2)")
+        .await
+        .unwrap();
+    assert_eq!(got, vec![vec![FUSE.len().to_string()]]);
+}

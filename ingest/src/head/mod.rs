@@ -123,8 +123,9 @@ impl Head {
     /// Stores a normalized profile for a tenant.
     pub fn append(&self, tenant: &str, p: &NormalizedProfile) -> AppendStats {
         let t = self.tenant_or_create(tenant);
-        let partition =
-            t.partition_or_create(&p.partition, || self.register_partition(tenant, p.partition.clone(), Symbols::default()));
+        let partition = t.partition_or_create(&p.partition, || {
+            self.register_partition(tenant, p.partition.clone(), Symbols::default())
+        });
         let stack_ids = {
             let mut symbols = partition.symbols.write();
             insert_stacks(&mut symbols, p)

@@ -50,7 +50,9 @@ impl Server {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // exited: most likely the port was taken; try another
                 }
-                if ready(port) {
+                // Another test's server may have taken the port between `free_port` and our
+                // bind, and answer `/ready` for us: only a server serving our data path is ours.
+                if ready(port) && serves_data_path(port, &data.path().display().to_string()) {
                     return Server { port, url, child, data };
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -84,14 +86,23 @@ fn free_port() -> u16 {
 }
 
 fn ready(port: u16) -> bool {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    get(port, "/ready").is_some_and(|r| r.starts_with("HTTP/1.1 200") && r.ends_with("ready"))
+}
+
+/// Whether the server on `port` runs with `path` as its data path (its served configuration
+/// names it).
+fn serves_data_path(port: u16, path: &str) -> bool {
+    get(port, "/api/v1/status/config").is_some_and(|r| r.starts_with("HTTP/1.1 200") && r.contains(path))
+}
+
+/// The raw HTTP/1.1 response to a GET of `path`.
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {
-        return false;
-    }
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.1 200") && buf.ends_with("ready")
+    Some(buf)
 }
 
 pub fn fixtures() -> PathBuf {

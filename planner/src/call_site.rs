@@ -97,17 +97,11 @@ impl CallSiteUdf {
             Some(n) if n == frame => state + 1,
             _ => MISMATCH,
         };
-        match symbols.locations.get(loc as usize) {
-            Some(l) if !l.lines.is_empty() => {
-                for line in l.lines.iter().rev() {
-                    let string = symbols.functions.get(line.function as usize).map_or(0, |f| f.name);
-                    state = step(state, symbols.strings.get(string));
-                    if state == MISMATCH {
-                        break;
-                    }
-                }
+        for frame in symbols.frames(loc) {
+            state = step(state, &frame.name(symbols));
+            if state == MISMATCH {
+                break;
             }
-            other => state = step(state, &format!("0x{:x}", other.map_or(0, |l| l.address))),
         }
         state
     }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use flamedb_ingest::head::Head;
-use flamedb_ingest::head::symbols::{SymbolPartition, Symbols};
+use flamedb_ingest::head::symbols::{Frame, SymbolPartition, Symbols};
 use hashbrown::HashMap;
 
 use crate::tree::FunctionTree;
@@ -110,24 +110,28 @@ impl<'a> Resolver<'a> {
 
     fn descend_slow(&mut self, tree: &mut FunctionTree, mut parent: u32, loc: u32) -> u32 {
         let s = self.symbols;
-        let Some(location) = s.locations.get(loc as usize) else { return parent };
-        if location.lines.is_empty() {
-            let name = tree.intern(&format!("0x{:x}", location.address));
-            if let Some(slot) = self.frames.get_mut(loc as usize) {
-                *slot = name;
-            }
-            return tree.child(parent, name);
+        // An unknown location adds no frame on this path (valid data has none).
+        if s.locations.get(loc as usize).is_none() {
+            return parent;
         }
-        let mut last = UNSET;
-        for line in location.lines.iter().rev() {
-            let string = s.functions.get(line.function as usize).map_or(0, |f| f.name);
-            last = self.name(tree, string);
+        let (mut last, mut count) = (UNSET, 0);
+        for frame in s.frames(loc) {
+            last = self.frame_name(tree, frame);
             parent = tree.child(parent, last);
+            count += 1;
         }
         if let Some(slot) = self.frames.get_mut(loc as usize) {
-            *slot = if location.lines.len() == 1 { last } else { INLINED };
+            *slot = if count == 1 { last } else { INLINED };
         }
         parent
+    }
+
+    /// The tree name id of one frame.
+    fn frame_name(&mut self, tree: &mut FunctionTree, frame: Frame) -> u32 {
+        match frame {
+            Frame::Function(string) => self.name(tree, string),
+            Frame::Address(address) => tree.intern(&format!("0x{address:x}")),
+        }
     }
 
     /// Root-first tree name ids of the frames of partition location `loc` (memoized; a location
@@ -140,18 +144,9 @@ impl<'a> Resolver<'a> {
         }
         let s = self.symbols;
         let start = self.frame_names.len() as u32;
-        match s.locations.get(loc as usize) {
-            Some(l) if !l.lines.is_empty() => {
-                for line in l.lines.iter().rev() {
-                    let string = s.functions.get(line.function as usize).map_or(0, |f| f.name);
-                    let name = self.name(tree, string);
-                    self.frame_names.push(name);
-                }
-            }
-            other => {
-                let name = tree.intern(&format!("0x{:x}", other.map_or(0, |l| l.address)));
-                self.frame_names.push(name);
-            }
+        for frame in s.frames(loc) {
+            let name = self.frame_name(tree, frame);
+            self.frame_names.push(name);
         }
         let range = (start, self.frame_names.len() as u32 - start);
         if (loc as usize) >= self.frame_ranges.len() {

@@ -217,6 +217,75 @@ impl Default for Symbols {
     }
 }
 
+/// One frame of a location as flame graphs, SQL stacks and call-site selectors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    /// The function of one of the location's lines: its name's string id.
+    Function(u32),
+    /// A location without lines (unsymbolized), or an unknown location id (address 0): named
+    /// `0x<address>`.
+    Address(u64),
+}
+
+impl Frame {
+    /// The frame's name: the function name, or `0x<address>` in lowercase hex.
+    pub fn name(self, symbols: &Symbols) -> std::borrow::Cow<'_, str> {
+        match self {
+            Frame::Function(id) => symbols.strings.get(id).into(),
+            Frame::Address(a) => format!("0x{a:x}").into(),
+        }
+    }
+}
+
+/// The frames of one location, caller first (see [`Symbols::frames`]).
+#[derive(Debug, Clone)]
+pub struct Frames<'a> {
+    symbols: &'a Symbols,
+    /// The location's lines still to yield, callee first as pprof orders them.
+    lines: std::slice::Iter<'a, Line>,
+    address: Option<u64>,
+}
+
+impl Frames<'_> {
+    fn function(&self, line: &Line) -> Frame {
+        Frame::Function(self.symbols.functions.get(line.function as usize).map_or(0, |f| f.name))
+    }
+}
+
+impl Iterator for Frames<'_> {
+    type Item = Frame;
+
+    fn next(&mut self) -> Option<Frame> {
+        if let Some(a) = self.address.take() {
+            return Some(Frame::Address(a));
+        }
+        let line = self.lines.next_back()?;
+        Some(self.function(line))
+    }
+}
+
+impl DoubleEndedIterator for Frames<'_> {
+    fn next_back(&mut self) -> Option<Frame> {
+        if let Some(a) = self.address.take() {
+            return Some(Frame::Address(a));
+        }
+        let line = self.lines.next()?;
+        Some(self.function(line))
+    }
+}
+
+impl Symbols {
+    /// The frames of location `loc`, caller first: one per line (inlined functions expand into
+    /// several frames, the outermost first), or the address alone for a location without lines
+    /// or an id outside the table. The one rule every reader of stacks shares.
+    pub fn frames(&self, loc: u32) -> Frames<'_> {
+        match self.locations.get(loc as usize) {
+            Some(l) if !l.lines.is_empty() => Frames { symbols: self, lines: l.lines.iter(), address: None },
+            other => Frames { symbols: self, lines: [].iter(), address: Some(other.map_or(0, |l| l.address)) },
+        }
+    }
+}
+
 impl Symbols {
     /// Read-only symbols read back from a block: their dedup indexes are left empty because
     /// nothing is added to a block's symbols.
@@ -305,6 +374,24 @@ impl SymbolPartition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_are_caller_first_or_the_address() {
+        let mut s = Symbols::default();
+        let (outer, inner) = (s.strings.intern("outer"), s.strings.intern("inner"));
+        let fo = s.add_function(Function { name: outer, system_name: outer, filename: 0, start_line: 0 });
+        let fi = s.add_function(Function { name: inner, system_name: inner, filename: 0, start_line: 0 });
+        // pprof orders a location's lines callee first.
+        let lines = smallvec::smallvec![Line { function: fi, line: 2 }, Line { function: fo, line: 1 }];
+        let inlined = s.add_location(Location { mapping: 0, address: 0x10, lines });
+        let bare = s.add_location(Location { mapping: 0, address: 0xbeef, lines: Default::default() });
+        let names = |it: &mut dyn Iterator<Item = Frame>| it.map(|f| f.name(&s).into_owned()).collect::<Vec<_>>();
+        assert_eq!(names(&mut s.frames(inlined)), ["outer", "inner"]);
+        assert_eq!(names(&mut s.frames(inlined).rev()), ["inner", "outer"]);
+        assert_eq!(names(&mut s.frames(bare)), ["0xbeef"]);
+        assert_eq!(s.frames(bare).next_back(), Some(Frame::Address(0xbeef)));
+        assert_eq!(names(&mut s.frames(999)), ["0x0"]);
+    }
 
     #[test]
     fn strings_dedup() {

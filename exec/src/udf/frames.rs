@@ -24,12 +24,11 @@ use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::type_coercion::functions::fields_with_udf;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use flamedb_ingest::head::symbols::Symbols;
-use hashbrown::HashMap;
 
 use arrow::array::{UInt32Array, UInt64Array};
-use arrow::datatypes::{UInt32Type, UInt64Type};
 
 use crate::flamegraph::SymbolSource;
+use crate::udf::stack_ids::{self, BatchKeys};
 
 pub const LEAF: &str = "leaf";
 pub const ROOT: &str = "root";
@@ -207,35 +206,13 @@ impl ScalarUDFImpl for StackEndUdf {
 
     /// As `stack()`: any integers are cast to `(UInt64, UInt32)`.
     fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
-        let integer = |t: &DataType| t.is_integer() || t.is_null();
-        match args {
-            [p, s] if integer(p) && integer(s) => Ok(vec![DataType::UInt64, DataType::UInt32]),
-            _ => plan_err!("{}() takes integer (partition, stacktrace_id)", self.name()),
-        }
+        stack_ids::coerce(self.name(), args)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let [partition, stack] = arrays.as_slice() else {
-            return exec_err!("{}() takes (partition, stacktrace_id)", self.name());
-        };
-        let (Some(partition), Some(stack)) =
-            (partition.as_primitive_opt::<UInt64Type>(), stack.as_primitive_opt::<UInt32Type>())
-        else {
-            return exec_err!(
-                "{}() takes (UInt64, UInt32), got ({}, {})",
-                self.name(),
-                partition.data_type(),
-                stack.data_type()
-            );
-        };
-        let out = resolve_ends(self.symbols.as_ref(), partition, stack, self.end)?;
-        if scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(out))
-        }
+        stack_ids::invoke(self.name(), args, |partition, stack| {
+            resolve_ends(self.symbols.as_ref(), partition, stack, self.end)
+        })
     }
 }
 
@@ -248,61 +225,26 @@ pub fn resolve_ends(
     stack: &UInt32Array,
     end: End,
 ) -> Result<ArrayRef> {
-    if partition.len() != stack.len() {
-        return exec_err!("argument lengths differ ({} vs {})", partition.len(), stack.len());
-    }
-    // The distinct keys, and per row the index of its key (NULL for NULL arguments).
-    let mut slot_of: HashMap<(u64, u32), u32> = HashMap::new();
-    let mut keys: Vec<(u64, u32)> = Vec::new();
-    let mut row_slot: Vec<Option<u32>> = Vec::with_capacity(partition.len());
-    let mut last: Option<((u64, u32), u32)> = None;
-    for i in 0..partition.len() {
-        if partition.is_null(i) || stack.is_null(i) {
-            row_slot.push(None);
-            continue;
-        }
-        let key = (partition.value(i), stack.value(i));
-        let slot = match last {
-            Some((k, slot)) if k == key => slot,
-            _ => *slot_of.entry(key).or_insert_with(|| {
-                keys.push(key);
-                (keys.len() - 1) as u32
-            }),
-        };
-        last = Some((key, slot));
-        row_slot.push(Some(slot));
-    }
-    drop(slot_of);
-
+    let keys = BatchKeys::new(partition, stack)?;
     // Each distinct key's frame, one partition (one lock) at a time.
-    let mut order: Vec<u32> = (0..keys.len() as u32).collect();
-    order.sort_by_key(|&k| keys[k as usize].0);
     let mut names: Vec<Option<String>> = vec![None; keys.len()];
     let mut locations: Vec<u32> = Vec::new();
-    for group in order.chunk_by(|&a, &b| keys[a as usize].0 == keys[b as usize].0) {
-        let Some(&first) = group.first() else { continue };
-        let Some(part) = symbols.partition(keys[first as usize].0) else { continue };
-        let sym = part.symbols.read();
-        for &k in group {
-            let id = keys[k as usize].1;
-            if id as usize >= sym.tree.len() {
-                continue;
-            }
-            // Leaf first; `stack()` lists them reversed, each location's lines callee last.
-            sym.tree.stack(id, &mut locations);
-            let loc = match end {
-                End::Leaf => locations.first(),
-                End::Root => locations.last(),
-            };
-            if let Some(&loc) = loc {
-                names[k as usize] = Some(end_frame(&sym, loc, end));
-            }
+    keys.resolve(symbols, |sym, k, id| {
+        // Leaf first; `stack()` lists them reversed, each location's lines callee last.
+        sym.tree.stack(id, &mut locations);
+        let loc = match end {
+            End::Leaf => locations.first(),
+            End::Root => locations.last(),
+        };
+        if let Some(&loc) = loc {
+            names[k] = end_frame(sym, loc, end);
         }
-    }
+        Ok(())
+    })?;
 
-    let mut out = StringBuilder::with_capacity(row_slot.len(), row_slot.len() * 16);
-    for slot in row_slot {
-        match slot.and_then(|s| names.get(s as usize)).and_then(Option::as_deref) {
+    let mut out = StringBuilder::with_capacity(partition.len(), partition.len() * 16);
+    for slot in keys.rows() {
+        match slot.and_then(|k| names.get(k)).and_then(Option::as_deref) {
             Some(name) => out.append_value(name),
             None => out.append_null(),
         }
@@ -310,21 +252,14 @@ pub fn resolve_ends(
     Ok(Arc::new(out.finish()))
 }
 
-/// The outermost (root) or innermost (leaf) frame of location `loc`, by the flame graph's rules:
-/// inlined lines are callee first, and a location without lines is one frame `0x<address>`.
-fn end_frame(sym: &Symbols, loc: u32, end: End) -> String {
-    let location = sym.locations.get(loc as usize);
-    let line = location.and_then(|l| match end {
-        End::Leaf => l.lines.first(),
-        End::Root => l.lines.last(),
-    });
-    match line {
-        Some(line) => {
-            let string = sym.functions.get(line.function as usize).map_or(0, |f| f.name);
-            sym.strings.get(string).to_string()
-        }
-        None => format!("0x{:x}", location.map_or(0, |l| l.address)),
-    }
+/// The outermost (root) or innermost (leaf) frame of location `loc`, by the flame graph's rules.
+fn end_frame(sym: &Symbols, loc: u32, end: End) -> Option<String> {
+    let mut frames = sym.frames(loc);
+    let frame = match end {
+        End::Leaf => frames.next_back(),
+        End::Root => frames.next(),
+    };
+    frame.map(|f| f.name(sym).into_owned())
 }
 
 /// `contains(stack, name)`; `contains(str, substr)` is DataFusion's built-in.

@@ -3,6 +3,7 @@
 pub mod frames;
 pub mod label;
 pub mod stack;
+pub mod stack_ids;
 pub mod tree_fns;
 
 pub use frames::{contains_udf, frames_udfs, leaf_udf, root_udf};

@@ -15,15 +15,15 @@
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, ListArray, StringArray, UInt32Array, UInt64Array};
+use arrow::array::{Array, ArrayRef, ListArray, StringArray, UInt32Array, UInt64Array};
 use arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, Field, FieldRef, UInt32Type, UInt64Type};
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
-use flamedb_ingest::head::symbols::Symbols;
-use hashbrown::HashMap;
+use flamedb_ingest::head::symbols::{Frame, Symbols};
 
 use crate::flamegraph::SymbolSource;
+use crate::udf::stack_ids::{self, BatchKeys};
 
 pub const NAME: &str = "stack";
 
@@ -86,101 +86,38 @@ impl ScalarUDFImpl for StackUdf {
         Ok(stack_type())
     }
 
-    /// Any integers (SQL literals are Int64) are cast to the column types `(UInt64, UInt32)`.
     fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
-        let [p, s] = args else {
-            return plan_err!("stack() takes (partition, stacktrace_id)");
-        };
-        let integer = |t: &DataType| t.is_integer() || t.is_null();
-        if !integer(p) || !integer(s) {
-            return plan_err!("stack() takes integer (partition, stacktrace_id), got ({p}, {s})");
-        }
-        Ok(vec![DataType::UInt64, DataType::UInt32])
+        stack_ids::coerce(NAME, args)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        if args.args.len() != 2 {
-            return exec_err!("stack() takes (partition, stacktrace_id)");
-        }
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let [partition, stack] = arrays.as_slice() else {
-            return exec_err!("stack() takes (partition, stacktrace_id)");
-        };
-        let (Some(partition), Some(stack)) =
-            (partition.as_primitive_opt::<UInt64Type>(), stack.as_primitive_opt::<UInt32Type>())
-        else {
-            return exec_err!("stack() takes (UInt64, UInt32), got ({}, {})", partition.data_type(), stack.data_type());
-        };
-        let out: ArrayRef = Arc::new(resolve_stacks(self.symbols.as_ref(), partition, stack)?);
-        if scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(out))
-        }
+        stack_ids::invoke(NAME, args, |partition, stack| {
+            Ok(Arc::new(resolve_stacks(self.symbols.as_ref(), partition, stack)?) as ArrayRef)
+        })
     }
 }
-
-/// Slot of a row whose stack is NULL.
-const NULL_SLOT: u32 = u32::MAX;
 
 /// The stacks of `(partition, stack)` rows, root first; NULL where an argument is NULL or the
 /// stack is not resolvable through `symbols`.
 pub fn resolve_stacks(symbols: &dyn SymbolSource, partition: &UInt64Array, stack: &UInt32Array) -> Result<ListArray> {
-    if partition.len() != stack.len() {
-        return exec_err!("stack(): argument lengths differ ({} vs {})", partition.len(), stack.len());
-    }
+    // 1. The distinct (partition, stack id) keys. 2. Each resolved once, one partition (and one
+    // lock) at a time. Keys keep their first-appearance order within a partition, so a batch of
+    // distinct stacks of one partition (the common case) is laid out exactly as the output and is
+    // used as is.
+    let keys = BatchKeys::new(partition, stack)?;
     let rows = partition.len();
-
-    // 1. The distinct (partition, stack id) keys, in order of first appearance.
-    let mut slot_of: HashMap<(u64, u32), u32> = HashMap::new();
-    let mut keys: Vec<(u64, u32)> = Vec::new();
-    let mut row_slot: Vec<u32> = Vec::with_capacity(rows);
-    let mut last: Option<((u64, u32), u32)> = None;
-    let (p, s) = (partition.values(), stack.values());
-    for i in 0..rows {
-        if partition.is_null(i) || stack.is_null(i) {
-            row_slot.push(NULL_SLOT);
-            continue;
-        }
-        let key = (p[i], s[i]);
-        let slot = match last {
-            Some((k, slot)) if k == key => slot,
-            _ => *slot_of.entry(key).or_insert_with(|| {
-                keys.push(key);
-                (keys.len() - 1) as u32
-            }),
-        };
-        last = Some((key, slot));
-        row_slot.push(slot);
-    }
-    drop(slot_of);
-
-    // 2. Each distinct key resolved once, one partition (and one lock) at a time. Keys keep their
-    // first-appearance order within a partition, so a batch of distinct stacks of one partition
-    // (the common case) is laid out exactly as the output and is used as is.
-    let mut order: Vec<u32> = (0..keys.len() as u32).collect();
-    order.sort_by_key(|&k| keys[k as usize].0);
     let mut arena = Arena::default();
     let mut ranges: Vec<Option<(u32, u32)>> = vec![None; keys.len()];
     let mut locations: Vec<u32> = Vec::new();
-    for group in order.chunk_by(|&a, &b| keys[a as usize].0 == keys[b as usize].0) {
-        let Some(&first) = group.first() else { continue };
-        let Some(part) = symbols.partition(keys[first as usize].0) else { continue };
-        let sym = part.symbols.read();
-        for &k in group {
-            let id = keys[k as usize].1;
-            if id as usize >= sym.tree.len() {
-                continue;
-            }
-            sym.tree.stack(id, &mut locations);
-            let start = arena.items();
-            for &loc in locations.iter().rev() {
-                arena.push_location(&sym, loc)?;
-            }
-            ranges[k as usize] = Some((start, arena.items()));
+    keys.resolve(symbols, |sym, k, id| {
+        sym.tree.stack(id, &mut locations);
+        let start = arena.items();
+        for &loc in locations.iter().rev() {
+            arena.push_location(sym, loc)?;
         }
-    }
+        ranges[k] = Some((start, arena.items()));
+        Ok(())
+    })?;
     let frames = arena.finish()?;
 
     // 3. The output lists, in row order.
@@ -192,8 +129,8 @@ pub fn resolve_stacks(symbols: &dyn SymbolSource, partition: &UInt64Array, stack
     let mut items = 0usize;
     let mut bytes = 0usize;
     let value_offsets = frames.value_offsets();
-    for &slot in &row_slot {
-        let range = if slot == NULL_SLOT { None } else { ranges.get(slot as usize).copied().flatten() };
+    for slot in keys.rows() {
+        let range = slot.and_then(|k| ranges.get(k).copied().flatten());
         valid.push(range.is_some());
         if let Some((a, b)) = range {
             // The item indices are only materialized once the lists stop being the arena itself.
@@ -261,21 +198,18 @@ impl Arena {
 
     /// Appends the frames of partition location `loc`, caller first (the flame graph's rules).
     fn push_location(&mut self, sym: &Symbols, loc: u32) -> Result<()> {
-        match sym.locations.get(loc as usize) {
-            Some(l) if !l.lines.is_empty() => {
-                for line in l.lines.iter().rev() {
-                    let string = sym.functions.get(line.function as usize).map_or(0, |f| f.name);
-                    self.push(sym.strings.get(string))?;
+        for frame in sym.frames(loc) {
+            match frame {
+                Frame::Function(string) => self.push(sym.strings.get(string))?,
+                Frame::Address(a) => {
+                    use std::fmt::Write;
+                    let mut address = std::mem::take(&mut self.address);
+                    address.clear();
+                    let _ = write!(address, "0x{a:x}");
+                    let pushed = self.push(&address);
+                    self.address = address;
+                    pushed?;
                 }
-            }
-            other => {
-                use std::fmt::Write;
-                let mut address = std::mem::take(&mut self.address);
-                address.clear();
-                let _ = write!(address, "0x{:x}", other.map_or(0, |l| l.address));
-                let pushed = self.push(&address);
-                self.address = address;
-                pushed?;
             }
         }
         Ok(())
@@ -299,6 +233,10 @@ mod tests {
     use flamedb_ingest::head::columns::sample_col;
     use flamedb_ingest::head::symbols::{Function, Line, Location, SymbolPartition};
     use flamedb_ingest::validate::Limits;
+
+    use arrow::datatypes::{UInt32Type, UInt64Type};
+    use datafusion::common::ScalarValue;
+    use hashbrown::HashMap;
 
     use super::*;
     use crate::flamegraph::resolve::resolve_into;

@@ -16,15 +16,22 @@ use futures::Stream;
 
 use super::error::{SqlError, SqlErrorKind};
 
-/// Refuses anything but one read statement (queries, `EXPLAIN`, `SHOW`/`DESCRIBE`), naming the
-/// statement, before DataFusion plans it. DataFusion's `SQLOptions` check the plan again.
-pub fn check_read_only(sql: &str) -> Result<(), SqlError> {
-    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+/// Parses `sql` into its one statement, refusing anything but a read (queries, `EXPLAIN`,
+/// `SHOW`/`DESCRIBE`) and naming the statement, before DataFusion plans it. The statement is
+/// planned as parsed here; DataFusion's `SQLOptions` check the plan again.
+pub fn read_only_statement(sql: &str) -> Result<DfStatement, SqlError> {
+    let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
         .map_err(|e| SqlError::invalid(format!("SQL does not parse: {e}")))?;
     if statements.len() != 1 {
         return Err(SqlError::invalid(format!("send exactly one SQL statement (got {})", statements.len())));
     }
-    match &statements[0] {
+    let statement = statements.pop_front().ok_or_else(|| SqlError::invalid("send one SQL statement"))?;
+    check(&statement)?;
+    Ok(statement)
+}
+
+fn check(statement: &DfStatement) -> Result<(), SqlError> {
+    match statement {
         DfStatement::Statement(s) => match s.as_ref() {
             Statement::Query(_)
             | Statement::Explain { .. }
@@ -115,7 +122,7 @@ mod tests {
             "SHOW TABLES",
             "WITH a AS (SELECT 1) SELECT * FROM a",
         ] {
-            assert!(check_read_only(ok).is_ok(), "{ok}");
+            assert!(read_only_statement(ok).is_ok(), "{ok}");
         }
         for (bad, word) in [
             ("CREATE TABLE t AS SELECT 1", "CREATE TABLE"),
@@ -127,11 +134,11 @@ mod tests {
             ("SET datafusion.execution.batch_size = 1", "SET"),
             ("CREATE VIEW v AS SELECT 1", "CREATE VIEW"),
         ] {
-            let e = check_read_only(bad).unwrap_err();
+            let e = read_only_statement(bad).unwrap_err();
             assert_eq!(e.kind, SqlErrorKind::ReadOnly, "{bad}");
             assert!(e.message.contains(word), "{bad}: {}", e.message);
         }
-        assert_eq!(check_read_only("SELECT 1; SELECT 2").unwrap_err().kind, SqlErrorKind::Invalid);
-        assert_eq!(check_read_only("SELEC 1").unwrap_err().kind, SqlErrorKind::Invalid);
+        assert_eq!(read_only_statement("SELECT 1; SELECT 2").unwrap_err().kind, SqlErrorKind::Invalid);
+        assert_eq!(read_only_statement("SELEC 1").unwrap_err().kind, SqlErrorKind::Invalid);
     }
 }

@@ -115,11 +115,16 @@ impl SqlEngine {
 
     /// Plans one read-only statement for `tenants`.
     pub async fn plan(&self, tenants: &[String], sql: &str) -> Result<SqlQuery, SqlError> {
-        guard::check_read_only(sql)?;
+        let statement = guard::read_only_statement(sql)?;
         let started = tokio::time::Instant::now();
         let ctx = self.context(tenants)?;
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let planned = tokio::time::timeout(self.limits.timeout, ctx.sql_with_options(sql, options))
+        let planning = async {
+            let plan = ctx.state().statement_to_plan(statement).await?;
+            options.verify_plan(&plan)?;
+            ctx.execute_logical_plan(plan).await
+        };
+        let planned = tokio::time::timeout(self.limits.timeout, planning)
             .await
             .map_err(|_| guard::timeout_error(self.limits.timeout))?;
         let frame = planned.map_err(SqlError::from_datafusion)?;

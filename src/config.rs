@@ -166,16 +166,23 @@ impl Flags {
     /// Parses Go-style arguments: `-name=value` becomes `--name=value` (single-letter flags and
     /// `--` forms are left alone).
     pub fn parse_go_style<I: IntoIterator<Item = String>>(args: I) -> Self {
-        let args: Vec<String> = args
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let single_dash_long = i > 0 && a.starts_with('-') && !a.starts_with("--") && a.len() > 2;
-                if single_dash_long { format!("-{a}") } else { a }
-            })
-            .collect();
-        Flags::parse_from(args)
+        let mut args = args.into_iter();
+        let program = args.next().into_iter();
+        Flags::parse_from(program.chain(go_style_args(args)))
     }
+}
+
+/// Go-style arguments (not the program name) as clap reads them: `-name=value` becomes
+/// `--name=value`; single-letter flags, `--` forms and everything after `--` are left alone.
+pub fn go_style_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
+    let mut verbatim = false;
+    args.into_iter()
+        .map(|a| {
+            verbatim |= a == "--";
+            let single_dash_long = !verbatim && a.len() > 2 && a.starts_with('-') && !a.starts_with("--");
+            if single_dash_long { format!("-{a}") } else { a }
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

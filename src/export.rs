@@ -137,17 +137,13 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-/// Rewrites Go-style single-dash long flags (`-profile-type=x`) into clap's `--profile-type=x`; `-h` stays short and
-/// everything after `--` is left alone.
+/// The words after `export` as clap reads them, under the name `flamedb export` (the server's
+/// Go-style flag rule).
 fn go_style<I: IntoIterator<Item = String>>(args: I) -> Vec<OsString> {
-    let mut out = vec![OsString::from("flamedb export")];
-    let mut verbatim = false;
-    for a in args {
-        verbatim |= a == "--";
-        let single_dash_long = !verbatim && a.len() > 2 && a.starts_with('-') && !a.starts_with("--");
-        out.push(if single_dash_long { format!("-{a}").into() } else { a.into() });
-    }
-    out
+    std::iter::once("flamedb export".to_string())
+        .chain(crate::config::go_style_args(args))
+        .map(OsString::from)
+        .collect()
 }
 
 async fn run(args: &ExportArgs) -> Result<(), Failure> {

@@ -86,6 +86,38 @@ fn name_of(f: &Path) -> String {
     }
 }
 
+/// A head filled with `rounds` copies of every fixture profile in `inputs`, one second apart
+/// (8 services, 16 pods) for `tenant`, as the query benches read it: the head, the time of the
+/// newest copy and how many profiles were stored.
+pub fn fixture_head(
+    tenant: &str,
+    inputs: &[(String, Vec<u8>)],
+    rounds: i64,
+) -> (std::sync::Arc<flamedb_ingest::head::Head>, i64, u64) {
+    use flamedb_ingest::{distributor::Distributor, head::Head, pprof, validate::Limits};
+    let head = std::sync::Arc::new(Head::new());
+    let limits =
+        Limits { reject_older_than: Default::default(), reject_newer_than: Default::default(), ..Limits::default() };
+    let d = Distributor::new(head.clone(), std::sync::Arc::new(limits));
+    let now = now_nanos();
+    let mut profiles = 0;
+    for round in 0..rounds {
+        for (i, (name, raw)) in inputs.iter().enumerate() {
+            let Ok(mut p) = pprof::decode(raw, usize::MAX) else { continue };
+            p.profile.time_nanos = now - round * 1_000_000_000;
+            let labels = vec![
+                ("__name__".to_string(), name.clone()),
+                ("service_name".to_string(), format!("svc-{}", i % 8)),
+                ("pod".to_string(), format!("pod-{}", round % 16)),
+            ];
+            if d.ingest_profile(tenant, &labels, p.profile, raw.len(), None, now).is_ok() {
+                profiles += 1;
+            }
+        }
+    }
+    (head, now, profiles)
+}
+
 pub fn now_nanos() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }

@@ -11,11 +11,7 @@ use arrow::datatypes::Int64Type;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::prelude::SessionContext;
 use flamedb_exec::{HeadTable, HeadTableProvider};
-use flamedb_ingest::distributor::Distributor;
-use flamedb_ingest::head::Head;
 use flamedb_ingest::model::ProfileType;
-use flamedb_ingest::pprof;
-use flamedb_ingest::validate::Limits;
 use flamedb_planner::limits::TimeRange;
 use flamedb_planner::{Engine, Selection};
 
@@ -24,23 +20,7 @@ const ROUNDS: i64 = 300;
 
 fn bench(c: &mut Criterion) {
     let inputs = common::pprofs();
-    let head = Arc::new(Head::new());
-    let limits =
-        Limits { reject_older_than: Default::default(), reject_newer_than: Default::default(), ..Limits::default() };
-    let d = Distributor::new(head.clone(), Arc::new(limits));
-    let now = common::now_nanos();
-    for round in 0..ROUNDS {
-        for (i, (name, raw)) in inputs.iter().enumerate() {
-            let Ok(mut p) = pprof::decode(raw, usize::MAX) else { continue };
-            p.profile.time_nanos = now - round * 1_000_000_000;
-            let labels = vec![
-                ("__name__".to_string(), name.clone()),
-                ("service_name".to_string(), format!("svc-{}", i % 8)),
-                ("pod".to_string(), format!("pod-{}", round % 16)),
-            ];
-            let _ = d.ingest_profile("bench", &labels, p.profile, raw.len(), None, now);
-        }
-    }
+    let (head, now, _) = common::fixture_head("bench", &inputs, ROUNDS);
     let engine = Engine::new(head.clone(), std::thread::available_parallelism().map_or(2, |n| n.get()));
     let sel = Selection {
         tenants: vec!["bench".into()],

@@ -25,11 +25,8 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 use datafusion::object_store::ObjectStore;
 use datafusion::object_store::local::LocalFileSystem;
 use flamedb_exec::Dataset;
-use flamedb_ingest::distributor::Distributor;
 use flamedb_ingest::head::Head;
 use flamedb_ingest::model::ProfileType;
-use flamedb_ingest::pprof;
-use flamedb_ingest::validate::Limits;
 use flamedb_planner::limits::TimeRange;
 use flamedb_planner::sql::{ExportRequest, SqlEngine, SqlLimits};
 use flamedb_planner::{Engine, Querier, QueryLimits, RequestContext, Selection};
@@ -47,32 +44,6 @@ const RUNS: u32 = 10;
 
 const TOP_SQL: &str = "SELECT leaf(stack) AS f, sum(value) AS self FROM samples WHERE profile_type = \
                        'process_cpu:cpu:nanoseconds:cpu:nanoseconds' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10";
-
-/// A head filled with `ROUNDS` copies of every fixture profile (8 services, 16 pods), and the
-/// time of the newest copy.
-fn fill(inputs: &[(String, Vec<u8>)]) -> (Arc<Head>, i64, u64) {
-    let head = Arc::new(Head::new());
-    let limits =
-        Limits { reject_older_than: Default::default(), reject_newer_than: Default::default(), ..Limits::default() };
-    let d = Distributor::new(head.clone(), Arc::new(limits));
-    let now = common::now_nanos();
-    let mut profiles = 0;
-    for round in 0..ROUNDS {
-        for (i, (name, raw)) in inputs.iter().enumerate() {
-            let Ok(mut p) = pprof::decode(raw, usize::MAX) else { continue };
-            p.profile.time_nanos = now - round * 1_000_000_000;
-            let labels = vec![
-                ("__name__".to_string(), name.clone()),
-                ("service_name".to_string(), format!("svc-{}", i % 8)),
-                ("pod".to_string(), format!("pod-{}", round % 16)),
-            ];
-            if d.ingest_profile(TENANT, &labels, p.profile, raw.len(), None, now).is_ok() {
-                profiles += 1;
-            }
-        }
-    }
-    (head, now, profiles)
-}
 
 /// The head's data flushed to one block in a local bucket and opened again over an empty head,
 /// as a store-gateway-less process reads it after a restart.
@@ -258,7 +229,7 @@ fn mean<T>(mut f: impl FnMut() -> T) -> Duration {
 fn bench(c: &mut Criterion) {
     let inputs = common::pprofs();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let (head, now, profiles) = fill(&inputs);
+    let (head, now, profiles) = common::fixture_head(TENANT, &inputs, ROUNDS);
     let (_bucket, blocks) = flushed(&rt, &head);
     let sides = [Side::new("head", Dataset::in_memory(head), now), Side::new("block", blocks, now)];
 

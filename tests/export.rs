@@ -18,7 +18,6 @@ use arrow::datatypes::{DataType, Field, Int64Type, TimeUnit};
 use common::*;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
-use serde_json::json;
 
 const CPU: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
 const MEM: &str = "memory:alloc_space:bytes:alloc_space:bytes";
@@ -94,10 +93,8 @@ impl Setup {
 
     /// The query API's flame graph of a selection over the exported range.
     async fn flamegraph(&self, tenant: &str, type_id: &str, selector: &str) -> (Tree, i64) {
-        let body = json!({"profileTypeID": type_id, "labelSelector": selector, "start": self.start, "end": self.end});
-        let (st, v) = connect_json(&self.client, &self.server.url, "SelectMergeStacktraces", Some(tenant), body).await;
-        assert_eq!(st, 200, "{v}");
-        json_flamegraph_tree(&v["flamegraph"])
+        let range = (self.start, self.end);
+        select_flamegraph(&self.client, &self.server.url, Some(tenant), type_id, selector, range, None).await
     }
 }
 
@@ -353,10 +350,9 @@ async fn a_large_export_spans_batches_and_row_groups() {
         expected.insert(frames.join(";"), *v);
     }
     assert_eq!(file.rows.folded(), expected);
-    let body = json!({"profileTypeID": CPU, "labelSelector": "{}", "start": (now - 10 * MINUTE) / 1_000_000, "end": now / 1_000_000 + 60_000});
-    let (st, v) = connect_json(&client, &server.url, "SelectMergeStacktraces", None, body).await;
-    assert_eq!(st, 200, "{v}");
-    assert_eq!(file.rows.total(), json_flamegraph_tree(&v["flamegraph"]).1, "the query API's total");
+    let range = ((now - 10 * MINUTE) / 1_000_000, now / 1_000_000 + 60_000);
+    let (_, api_total) = select_flamegraph(&client, &server.url, None, CPU, "{}", range, None).await;
+    assert_eq!(file.rows.total(), api_total, "the query API's total");
 }
 
 /// Export throughput over a debug build (numbers for the note, not a gate): 30 profiles of 10 000

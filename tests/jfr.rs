@@ -183,17 +183,7 @@ async fn profile_types(client: &reqwest::Client, server: &Server) -> BTreeSet<St
 
 async fn flamegraph_total(client: &reqwest::Client, server: &Server, type_id: &str, selector: &str) -> (Tree, i64) {
     let end = now_nanos() / 1_000_000 + 60_000;
-    let (status, resp) = connect_json(
-        client,
-        &server.url,
-        "SelectMergeStacktraces",
-        None,
-        json!({"profileTypeID": type_id, "labelSelector": selector, "start": end - 3_600_000, "end": end,
-               "maxNodes": 65536}),
-    )
-    .await;
-    assert_eq!(status, 200, "{resp}");
-    json_flamegraph_tree(&resp["flamegraph"])
+    select_flamegraph(client, &server.url, None, type_id, selector, (end - 3_600_000, end), Some(65536)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

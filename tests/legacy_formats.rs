@@ -108,17 +108,8 @@ impl Setup {
     /// The flame graph of `selector` for a profile type over the last hour: (path -> total, total).
     async fn flamegraph(&self, type_id: &str, selector: &str) -> (Tree, i64) {
         let end = now_nanos() / 1_000_000 + 60_000;
-        let (status, resp) = connect_json(
-            &self.client,
-            &self.server.url,
-            "SelectMergeStacktraces",
-            None,
-            json!({"profileTypeID": type_id, "labelSelector": selector, "start": end - 3_600_000, "end": end,
-                   "maxNodes": 65536}),
-        )
-        .await;
-        assert_eq!(status, 200, "{resp}");
-        json_flamegraph_tree(&resp["flamegraph"])
+        let range = (end - 3_600_000, end);
+        select_flamegraph(&self.client, &self.server.url, None, type_id, selector, range, Some(65536)).await
     }
 }
 

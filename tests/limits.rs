@@ -90,15 +90,8 @@ async fn await_limit(c: &reqwest::Client, url: &str, tenant: &str, field: &str, 
 /// Total of the tenant's CPU profiles of `service` in the last hour (0 when there are none).
 async fn cpu_total(c: &reqwest::Client, url: &str, tenant: Option<&str>, service: &str) -> i64 {
     let now_ms = now_nanos() / 1_000_000;
-    let body = json!({
-        "profileTypeID": CPU,
-        "labelSelector": format!("{{service_name=\"{service}\"}}"),
-        "start": now_ms - 3_600_000,
-        "end": now_ms + 60_000,
-    });
-    let (st, v) = connect_json(c, url, "SelectMergeStacktraces", tenant, body).await;
-    assert_eq!(st, 200, "{v}");
-    json_flamegraph_tree(&v["flamegraph"]).1
+    let selector = format!("{{service_name=\"{service}\"}}");
+    select_flamegraph(c, url, tenant, CPU, &selector, (now_ms - 3_600_000, now_ms + 60_000), None).await.1
 }
 
 fn assert_error(got: &(u16, Value), status: u16, code: &str, fragment: &str) {

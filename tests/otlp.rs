@@ -81,17 +81,7 @@ fn range() -> (i64, i64) {
 }
 
 async fn flamegraph(client: &reqwest::Client, url: &str, profile_type: &str, selector: &str) -> (Tree, i64) {
-    let (start, end) = range();
-    let (st, v) = connect_json(
-        client,
-        url,
-        "SelectMergeStacktraces",
-        None,
-        json!({"profileTypeID": profile_type, "labelSelector": selector, "start": start, "end": end, "maxNodes": 1 << 20}),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    json_flamegraph_tree(&v["flamegraph"])
+    select_flamegraph(client, url, None, profile_type, selector, range(), Some(1 << 20)).await
 }
 
 /// What a stored fixture must look like: both profile types, unknown_service, and the totals.

@@ -332,12 +332,7 @@ async fn label_values(client: &reqwest::Client, url: &str, tenant: &str, name: &
 
 /// The merged flame graph of one profile type as {path: total} and its total.
 async fn flame_graph(client: &reqwest::Client, url: &str, tenant: &str, id: &str, selector: &str) -> (Tree, i64) {
-    let (start, end) = range();
-    let body =
-        json!({"profileTypeID": id, "labelSelector": selector, "start": start, "end": end, "maxNodes": MAX_NODES});
-    let (st, v) = connect_json(client, url, "SelectMergeStacktraces", Some(tenant), body).await;
-    assert_eq!(st, 200, "SelectMergeStacktraces {id} {selector} for {tenant}: {v}");
-    json_flamegraph_tree(&v["flamegraph"])
+    select_flamegraph(client, url, Some(tenant), id, selector, range(), Some(MAX_NODES)).await
 }
 
 // ------------------------------------------------------------------ pprof expectations

@@ -329,6 +329,27 @@ pub async fn connect_json(
     (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
 }
 
+/// The query API's flame graph of a selection (`SelectMergeStacktraces` over Connect JSON) as
+/// {path: total} and its total; the call must answer 200.
+pub async fn select_flamegraph(
+    client: &reqwest::Client,
+    url: &str,
+    tenant: Option<&str>,
+    type_id: &str,
+    selector: &str,
+    (start_ms, end_ms): (i64, i64),
+    max_nodes: Option<i64>,
+) -> (Tree, i64) {
+    let mut body =
+        serde_json::json!({"profileTypeID": type_id, "labelSelector": selector, "start": start_ms, "end": end_ms});
+    if let Some(n) = max_nodes {
+        body["maxNodes"] = n.into();
+    }
+    let (st, v) = connect_json(client, url, "SelectMergeStacktraces", tenant, body).await;
+    assert_eq!(st, 200, "SelectMergeStacktraces {type_id} {selector} for {tenant:?}: {v}");
+    json_flamegraph_tree(&v["flamegraph"])
+}
+
 /// The {path: total} of a JSON FlameGraph.
 pub fn json_flamegraph_tree(fg: &serde_json::Value) -> (Tree, i64) {
     let names: Vec<String> = fg["names"]

@@ -23,13 +23,13 @@ fn fixtures(folder: &str) -> Option<PathBuf> {
     }
 }
 
-fn gunzip(data: &[u8]) -> Vec<u8> {
+pub(super) fn gunzip(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out).unwrap();
     out
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(super) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();
     e.finish().unwrap()

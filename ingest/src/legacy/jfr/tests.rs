@@ -4,13 +4,14 @@
 //! hand-built ones that would hang or crash an unguarded reader.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Cursor, Read, Write};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use jfrs::reader::JfrReader;
 use jfrs::reader::value_descriptor::{Primitive, ValueDescriptor};
 use prost::Message;
 
+use super::super::tests::{gunzip, gzip};
 use super::super::{ConvertLimits, IngestParams, LegacyProfile, convert as convert_request};
 use super::guard;
 use super::labels::{Context, LabelsSnapshot};
@@ -31,17 +32,6 @@ fn fixtures() -> Option<PathBuf> {
     }
 }
 
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out).unwrap();
-    out
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
 
 /// INDEX.md rows of the JFR recordings: file name → expected profile type ids.
 fn index(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {

@@ -205,16 +205,7 @@ fn legacy_store_round(d: &Distributor, reqs: &[LegacyRequest], round: usize) -> 
     let limits = convert_limits(d.limits());
     let mut n = 0;
     for r in reqs {
-        let inputs = r
-            .convert(round, &limits, now)?
-            .into_iter()
-            .map(|p| ProfileInput {
-                labels: p.labels,
-                profile: p.profile,
-                uncompressed_size: p.uncompressed_size,
-                profile_id: None,
-            })
-            .collect();
+        let inputs = r.convert(round, &limits, now)?.into_iter().map(ProfileInput::from).collect();
         let outcome = d.ingest_batch(TENANT, inputs, now);
         if let Some(e) = outcome.error {
             return Err(e.to_string());

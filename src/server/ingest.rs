@@ -119,15 +119,7 @@ fn store(
         (status, e.to_string())
     })?;
     let pprof = pprof_path(params, content_type);
-    let inputs = profiles
-        .into_iter()
-        .map(|p| ProfileInput {
-            labels: p.labels,
-            profile: p.profile,
-            uncompressed_size: p.uncompressed_size,
-            profile_id: None,
-        })
-        .collect();
+    let inputs = profiles.into_iter().map(ProfileInput::from).collect();
     // The upload passes the rate limit as a whole, then its profiles are stored in order.
     let outcome = api.distributor.ingest_batch(tenant, inputs, now);
     api.record(&outcome.stats);

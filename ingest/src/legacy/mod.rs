@@ -123,6 +123,13 @@ pub struct LegacyProfile {
     pub uncompressed_size: usize,
 }
 
+/// What the distributor stores of a converted upload (`/ingest` profiles carry no profile id).
+impl From<LegacyProfile> for crate::distributor::ProfileInput {
+    fn from(p: LegacyProfile) -> Self {
+        Self { labels: p.labels, profile: p.profile, uncompressed_size: p.uncompressed_size, profile_id: None }
+    }
+}
+
 /// Which converter a request goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

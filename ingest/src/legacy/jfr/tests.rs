@@ -32,7 +32,6 @@ fn fixtures() -> Option<PathBuf> {
     }
 }
 
-
 /// INDEX.md rows of the JFR recordings: file name → expected profile type ids.
 fn index(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let text = std::fs::read_to_string(dir.join("INDEX.md")).unwrap();
